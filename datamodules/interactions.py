@@ -1,0 +1,112 @@
+"""Interactions as contiguous indices and user × song CSR matrices, for baselines and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from datamodules.dataset import SongDataset, load_dataset
+
+
+@dataclass
+class InteractionData:
+    """One dataset's interactions, indexed.
+
+    Song index = row of the catalog; user index = position in the sorted user ids.
+    Matrices are float32 CSR of shape [n_users, n_songs] holding the interaction weights.
+
+    Attributes:
+        catalog: The catalog table (row i is song index i).
+        user_ids: Sorted user ids of every user with any interaction.
+        train, val, test: The split matrices.
+        histories: Per user, the training song indices in listening order (position, then file order).
+        cold_songs: Indices of the cold-start songs (no training interaction by construction).
+        similarity: Optional song × song CSR of external similarity scores (symmetric).
+    """
+
+    catalog: pd.DataFrame
+    user_ids: list[str]
+    train: sp.csr_matrix
+    val: sp.csr_matrix
+    test: sp.csr_matrix
+    histories: list[np.ndarray]
+    cold_songs: np.ndarray
+    similarity: sp.csr_matrix | None = None
+
+    @property
+    def song_ids(self) -> list[str]:
+        return self.catalog["song_id"].tolist()
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_songs(self) -> int:
+        return len(self.catalog)
+
+    @classmethod
+    def load(cls, root: str | Path) -> "InteractionData":
+        return cls.from_dataset(load_dataset(root))
+
+    @classmethod
+    def from_dataset(cls, dataset: SongDataset) -> "InteractionData":
+        if dataset.splits is None:
+            raise ValueError(f"{dataset.root}: dataset has no splits/ folder")
+        song_index = pd.Index(dataset.catalog["song_id"])
+        user_ids = sorted(dataset.interactions["user_id"].astype(str).unique())
+        user_index = pd.Index(user_ids)
+        shape = (len(user_ids), len(song_index))
+
+        def matrix(df: pd.DataFrame) -> sp.csr_matrix:
+            rows = user_index.get_indexer(df["user_id"].astype(str))
+            cols = song_index.get_indexer(df["song_id"].astype(str))
+            m = sp.csr_matrix((df["weight"].to_numpy(np.float32), (rows, cols)), shape=shape)
+            m.sum_duplicates()
+            return m
+
+        train = dataset.splits["train"]
+        ordered = train.merge(
+            dataset.interactions[["user_id", "song_id", "position"]].drop_duplicates(["user_id", "song_id"]),
+            on=["user_id", "song_id"],
+            how="left",
+        )
+        ordered = ordered.assign(position=ordered["position"].fillna(-1)).sort_values(
+            ["user_id", "position"], kind="stable"
+        )
+        histories = [np.empty(0, dtype=np.int64) for _ in user_ids]
+        for user, group in ordered.groupby("user_id", sort=False):
+            histories[user_index.get_loc(str(user))] = song_index.get_indexer(group["song_id"].astype(str))
+        cold = song_index.get_indexer(dataset.split_meta.get("cold_song_ids", []))
+        return cls(
+            catalog=dataset.catalog,
+            user_ids=user_ids,
+            train=matrix(train),
+            val=matrix(dataset.splits["val"]),
+            test=matrix(dataset.splits["test"]),
+            histories=histories,
+            cold_songs=np.sort(cold[cold >= 0]),
+            similarity=similarity_matrix(dataset.similarity, song_index) if dataset.similarity is not None else None,
+        )
+
+
+def similarity_matrix(similarity: pd.DataFrame, song_index: pd.Index) -> sp.csr_matrix:
+    """Symmetric song × song CSR; where both directions are given, the larger score wins."""
+    a = song_index.get_indexer(similarity["song_a"].astype(str))
+    b = song_index.get_indexer(similarity["song_b"].astype(str))
+    score = similarity["score"].to_numpy(np.float32)
+    n = len(song_index)
+    m = sp.coo_matrix((np.concatenate([score, score]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
+    return _max_duplicates(m)
+
+
+def _max_duplicates(m: sp.coo_matrix) -> sp.csr_matrix:
+    order = np.lexsort((-m.data, m.col, m.row))
+    row, col, data = m.row[order], m.col[order], m.data[order]
+    keep = np.ones(len(row), dtype=bool)
+    keep[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+    return sp.csr_matrix((data[keep], (row[keep], col[keep])), shape=m.shape)

@@ -1,0 +1,165 @@
+"""Writing webdataset shards: one sample per song (`.flac` 16 kHz mono, `.txt` lyrics, `.json` catalog row).
+
+Shards are written to a temporary name and renamed when complete, with a small record of
+what they hold under `shards/done/`; a re-run keeps finished shards and writes only the rest.
+`shards/index.json` lists every shard with its sample count (epoch lengths need it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import webdataset as wds
+from tqdm import tqdm
+
+from datamodules.audio import SAMPLE_RATE, encode_flac
+from datamodules.dataset import SPLIT_NAMES, write_json_atomic
+from datamodules.report import PrepareReport
+
+log = logging.getLogger(__name__)
+
+SHARDS_DIR = "shards"
+INDEX = "index.json"
+
+
+class SkipSample(Exception):
+    """Raised by an audio source when a song cannot be turned into a sample; the message is the reason."""
+
+
+AudioSource = Callable[[dict], np.ndarray]
+
+
+@dataclass
+class ShardJob:
+    """One shard to write: its file name and the catalog rows (with `song_index`) it holds."""
+
+    name: str
+    rows: list[dict]
+
+
+def sample_key(song_index: int) -> str:
+    """Webdataset keys may not contain dots, so samples are keyed by catalog row."""
+    return f"{song_index:08d}"
+
+
+def assign_shard_splits(
+    catalog: pd.DataFrame, cold_song_ids: list[str], val_fraction: float, seed: int
+) -> dict[str, list[int]]:
+    """Song-level split of the catalog for shards: cold-start songs → test, a seeded share → val, rest → train."""
+    cold = catalog["song_id"].isin(set(cold_song_ids)).to_numpy()
+    warm = np.flatnonzero(~cold)
+    rng = np.random.default_rng([seed, 3])
+    n_val = int(round(val_fraction * len(warm)))
+    val = np.sort(rng.choice(warm, size=n_val, replace=False)) if n_val else np.empty(0, dtype=int)
+    train = np.setdiff1d(warm, val)
+    return {"train": train.tolist(), "val": val.tolist(), "test": np.flatnonzero(cold).tolist()}
+
+
+def plan_shards(catalog: pd.DataFrame, assignment: dict[str, list[int]], songs_per_shard: int) -> list[ShardJob]:
+    jobs = []
+    records = catalog.to_dict("records")
+    for split in SPLIT_NAMES:
+        indices = assignment.get(split, [])
+        for shard, start in enumerate(range(0, len(indices), songs_per_shard)):
+            rows = [{**records[i], "song_index": int(i)} for i in indices[start : start + songs_per_shard]]
+            jobs.append(ShardJob(f"{split}-{shard:06d}.tar", rows))
+    return jobs
+
+
+def _json_row(row: dict) -> dict:
+    return {k: (list(v) if isinstance(v, (list, tuple, np.ndarray)) else v) for k, v in row.items()}
+
+
+def write_shard(job: ShardJob, out_dir: Path, source: AudioSource) -> PrepareReport:
+    """Write one shard atomically and record what it holds under `done/`."""
+    report = PrepareReport()
+    tmp = out_dir / (job.name + ".tmp")
+    keys = []
+    with wds.TarWriter(str(tmp)) as sink:
+        for row in job.rows:
+            try:
+                wave = source(row)
+            except SkipSample as reason:
+                report.skip(str(reason), row["song_id"])
+                continue
+            if wave.size == 0 or not np.isfinite(wave).all():
+                report.skip("empty or non-finite audio", row["song_id"])
+                continue
+            meta = _json_row({**row, "duration_s": round(len(wave) / SAMPLE_RATE, 3)})
+            key = sample_key(row["song_index"])
+            sink.write({"__key__": key, "flac": encode_flac(wave), "txt": row["lyrics"] or "", "json": meta})
+            keys.append(key)
+    os.replace(tmp, out_dir / job.name)
+    report.written["samples"] += len(keys)
+    record = {"name": job.name, "count": len(keys), "skipped": dict(report.skipped), "examples": report.examples}
+    write_json_atomic(record, out_dir / "done" / (job.name + ".json"))
+    return report
+
+
+def _finished(out_dir: Path, job: ShardJob) -> bool:
+    return (out_dir / job.name).exists() and (out_dir / "done" / (job.name + ".json")).exists()
+
+
+def write_shards(
+    root: str | Path,
+    catalog: pd.DataFrame,
+    assignment: dict[str, list[int]],
+    source: AudioSource,
+    songs_per_shard: int = 64,
+    workers: int = 2,
+) -> PrepareReport:
+    """Render every song through `source` into shards under `root/shards`, in parallel and resumably.
+
+    `source` must be picklable (a module-level function or a dataclass instance) when workers > 1.
+    """
+    out_dir = Path(root) / SHARDS_DIR
+    (out_dir / "done").mkdir(parents=True, exist_ok=True)
+    jobs = plan_shards(catalog, assignment, songs_per_shard)
+    todo = [job for job in jobs if not _finished(out_dir, job)]
+    report = PrepareReport()
+    if len(todo) < len(jobs):
+        log.info("%s: keeping %d finished shard(s), writing %d", out_dir, len(jobs) - len(todo), len(todo))
+    progress = tqdm(total=sum(len(j.rows) for j in todo), desc="shards", unit="song")
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(write_shard, job, out_dir, source) for job in todo]
+            for job, future in zip(todo, futures):
+                report.merge(future.result())
+                progress.update(len(job.rows))
+    else:
+        for job in todo:
+            report.merge(write_shard(job, out_dir, source))
+            progress.update(len(job.rows))
+    progress.close()
+    write_index(out_dir, jobs)
+    return report
+
+
+def write_index(out_dir: Path, jobs: list[ShardJob]) -> dict:
+    """Build `index.json` from the per-shard records, so it is right even after a resumed run."""
+    index: dict = {"sample_rate": SAMPLE_RATE, "splits": {name: [] for name in SPLIT_NAMES}}
+    for job in jobs:
+        record = json.loads((out_dir / "done" / (job.name + ".json")).read_text())
+        split = job.name.split("-")[0]
+        index["splits"][split].append({"url": job.name, "count": record["count"]})
+    write_json_atomic(index, out_dir / INDEX)
+    return index
+
+
+def read_index(root: str | Path) -> dict:
+    """Read `shards/index.json`; an error names the file when it is missing or malformed."""
+    path = Path(root) / SHARDS_DIR / INDEX
+    try:
+        index = json.loads(path.read_text())
+        index["splits"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise FileNotFoundError(f"{path}: missing or malformed shard index ({error})") from error
+    return index
