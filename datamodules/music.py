@@ -1,0 +1,151 @@
+"""`MusicDataModule`: streams a dataset folder's shards into batches of two segments + lyrics."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import webdataset as wds
+
+from datamodules.dataset import load_dataset
+from datamodules.interactions import similarity_matrix
+from datamodules.pipeline import SegmentSpec, eval_pipeline, train_pipeline
+from datamodules.shards import SHARDS_DIR, read_index
+
+log = logging.getLogger(__name__)
+
+
+def resolve_data_root(root: str | Path | None) -> Path:
+    """`None` means the embedded demo world, built on first use."""
+    if root is None:
+        from datamodules.demo import ensure_demo_world
+
+        return ensure_demo_world()
+    return Path(root)
+
+
+class MusicDataModule(L.LightningDataModule):
+    """Song segments and lyrics from webdataset shards.
+
+    Args:
+        root: Dataset folder built by `prepare_data.py`; empty means the demo world (built on first use).
+        batch_size: Songs per batch on each device.
+        num_workers: Loader processes per device.
+        segment_seconds: Length of each of the two segments cut from a song.
+        shuffle_buffer: Samples held in the training shuffle buffer.
+        require_lyrics: Drop (and count) songs without lyrics.
+        shard_url_prefix: Read shards from here instead of `root/shards` (a folder, an `s3://`-style URL
+            behind `pipe:`, e.g. `pipe:aws s3 cp s3://bucket/shards/`; the shard name is appended).
+        seed: Seed of the training stream.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        batch_size: int = 32,
+        num_workers: int = 2,
+        segment_seconds: float = 3.0,
+        shuffle_buffer: int = 1000,
+        require_lyrics: bool = True,
+        shard_url_prefix: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = SegmentSpec(segment_seconds, require_lyrics)
+        self.skipped: Counter = Counter()
+        self.root: Path | None = None
+        self.index: dict = {}
+        self.similarity = None
+
+    def prepare_data(self) -> None:
+        resolve_data_root(self.hparams.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.root = resolve_data_root(self.hparams.root)
+        self.index = read_index(self.root)
+        dataset = load_dataset(self.root, require_splits=False)
+        self.catalog = dataset.catalog
+        if dataset.similarity is not None:
+            self.similarity = similarity_matrix(dataset.similarity, pd.Index(dataset.catalog["song_id"]))
+        log.info(
+            "%s: %d songs; WNS similarity from %s",
+            self.root,
+            len(self.catalog),
+            "similarity.parquet" if self.similarity is not None else "lyric embeddings (no similarity.parquet)",
+        )
+
+    # ---- shards -------------------------------------------------------------------------
+    def urls(self, split: str) -> list[str]:
+        """Shard URLs of a split; local shards are checked so a missing one is named up front."""
+        names = [entry["url"] for entry in self.index["splits"].get(split, []) if entry["count"] > 0]
+        prefix = self.hparams.shard_url_prefix
+        if prefix:
+            return [prefix + name for name in names]
+        urls = [str(self.root / SHARDS_DIR / name) for name in names]
+        for url in urls:
+            if not tarfile.is_tarfile(url):
+                raise FileNotFoundError(f"{url}: shard missing or not a tar file")
+        return urls
+
+    def num_samples(self, split: str) -> int:
+        return sum(entry["count"] for entry in self.index["splits"].get(split, []))
+
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    # ---- loaders --------------------------------------------------------------------------
+    def train_batches_per_epoch(self) -> int:
+        """Full global batches that one pass over the training songs gives (at least one)."""
+        _, world_size = self._world()
+        return max(self.num_samples("train") // (self.hparams.batch_size * world_size), 1)
+
+    def train_dataloader(self) -> wds.WebLoader:
+        rank, _ = self._world()
+        workers = self.hparams.num_workers
+        batches = self.train_batches_per_epoch()
+        pipeline = train_pipeline(
+            self.urls("train"),
+            self.spec,
+            self.hparams.batch_size,
+            batches_per_worker=math.ceil(batches / max(workers, 1)),
+            seed=self.hparams.seed * 1000 + rank,
+            shuffle_buffer=self.hparams.shuffle_buffer,
+        )
+        loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+        return loader.with_epoch(batches)
+
+    def _eval_loader(self, split: str) -> wds.WebLoader:
+        rank, world_size = self._world()
+        urls = self.urls(split)
+        workers = min(self.hparams.num_workers, len(urls))
+        pipeline = eval_pipeline(urls, self.spec, self.hparams.batch_size, rank, world_size)
+        return wds.WebLoader(pipeline, batch_size=None, num_workers=workers)
+
+    def val_dataloader(self) -> wds.WebLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> wds.WebLoader:
+        return self._eval_loader("test")
+
+    # ---- hooks ----------------------------------------------------------------------------
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        self.skipped.update(batch.pop("skipped", {}))
+        return batch
+
+    def similarity_lookup(self, song_index: torch.Tensor) -> torch.Tensor | None:
+        """External similarity among a batch's songs, `[N, N]` in [0, 1]; None without a similarity file."""
+        if self.similarity is None:
+            return None
+        idx = song_index.detach().cpu().numpy()
+        block = self.similarity[idx][:, idx].toarray().astype(np.float32)
+        return torch.from_numpy(block).to(song_index.device)
