@@ -6,3 +6,56 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+class ToneSource:
+    """Picklable audio source for tests: a song-specific tone, 2 s at 16 kHz."""
+
+    def __call__(self, row: dict) -> np.ndarray:
+        t = np.arange(32_000) / 16_000
+        return (0.3 * np.sin(2 * np.pi * (200 + 10 * row["song_index"]) * t)).astype(np.float32)
+
+
+def write_tiny_dataset(root: Path, n_songs: int = 24, n_users: int = 12, seed: int = 0) -> Path:
+    """A small dataset folder with tone audio: catalog, interactions, similarity, splits and shards."""
+    from datamodules.dataset import write_tables
+    from datamodules.shards import assign_shard_splits, write_shards
+    from datamodules.splits import SplitConfig, write_splits
+
+    rng = np.random.default_rng(seed)
+    catalog = pd.DataFrame(
+        {
+            "song_id": [f"s{i:03d}" for i in range(n_songs)],
+            "artist": [f"artist {i % 5}" for i in range(n_songs)],
+            "title": [f"title {i}" for i in range(n_songs)],
+            "lyrics": [f"la la line {i}\nsecond line {i}" for i in range(n_songs)],
+            "tags": [["pop", "happy"] if i % 2 else ["rock", "sad"] for i in range(n_songs)],
+            "duration_s": 2.0,
+        }
+    )
+    rows = [
+        (f"u{u:02d}", f"s{s:03d}", float(rng.integers(1, 5)), pos)
+        for u in range(n_users)
+        for pos, s in enumerate(rng.choice(n_songs, size=10, replace=False))
+    ]
+    interactions = pd.DataFrame(rows, columns=["user_id", "song_id", "weight", "position"])
+    pairs = [(f"s{i:03d}", f"s{(i + 2) % n_songs:03d}", float(rng.random())) for i in range(n_songs)]
+    similarity = pd.DataFrame(pairs, columns=["song_a", "song_b", "score"])
+    write_tables(root, catalog, interactions, similarity)
+    meta = write_splits(root, interactions, SplitConfig(seed=seed, cold_fraction=0.2))
+    assignment = assign_shard_splits(catalog, meta["cold_song_ids"], 0.2, seed)
+    write_shards(root, catalog, assignment, ToneSource(), songs_per_shard=4, workers=1)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    return write_tiny_dataset(tmp_path / "tiny")

@@ -1,0 +1,261 @@
+"""Full-catalog top-K evaluation of any scorer, in chunks of users, on a warm or a cold slice.
+
+Protocol (one `SliceResult` per model × split × slice):
+
+- Candidates. `warm`: every song that is not a cold-start song. `cold`: the cold-start songs
+  only (the standard cold-start item protocol: can the model find the user's new songs among
+  the new songs?). Songs outside the slice's candidates are never ranked.
+- Relevance. The user's songs in the split (val or test) that are candidates of the slice,
+  binary. Users with no relevant song in the slice are left out of it.
+- Seen songs. The evaluator, not the recommender, removes songs the user has already heard:
+  training songs for `val`; training and validation songs for `test` (as RecBole does).
+- Unrankable songs. A recommender may score a song -inf ("cannot rank it"). A top-K slot
+  whose score is -inf is empty: it is never a hit and never counts towards coverage.
+- Metrics. Per-user RecBole metrics (see `evaluation.metrics`) averaged over users, each with
+  a seeded percentile-bootstrap 95% CI over users; catalog coverage@K = share of the slice's
+  candidates that appear in at least one evaluated user's top K (no CI: it is not per user).
+
+Memory is bounded by one chunk: the scorer returns [chunk, n_songs], which is copied once,
+masked and cut down to its top max(K) before the next chunk is scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from datamodules.interactions import InteractionData
+from evaluation.metrics import bootstrap_ci, metric_keys, ranking_metrics
+
+if TYPE_CHECKING:
+    from recommenders.base import Recommender
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KS = (5, 10, 20, 50)
+Split = Literal["val", "test"]
+Slice = Literal["warm", "cold"]
+Scorer = Callable[[np.ndarray], torch.Tensor]
+"""Maps user indices [n] to scores [n, n_songs]; higher is better, -inf for songs it cannot rank."""
+
+SCORE_BUDGET_BYTES = 256 << 20
+"""Size of one chunk's score matrix when `chunk_size` is not given."""
+
+
+@dataclass
+class SliceResult:
+    """Metrics of one model on one split and slice.
+
+    Attributes:
+        model: Name of the model.
+        split: "val" or "test".
+        slice: "warm" or "cold".
+        n_users: Users evaluated (those with at least one relevant song in the slice).
+        n_candidates: Songs ranked for every user.
+        metrics: Mean over users, e.g. {"recall@10": 0.21, ..., "coverage@10": 0.4}.
+        ci95: Bootstrap 95% interval of each per-user metric (not coverage), {"recall@10": [lo, hi]}.
+        user_indices: [n_users] the evaluated users.
+        n_relevant: [n_users] each user's number of relevant songs.
+        per_user: Per-user values of each per-user metric, [n_users] each (for paired comparisons).
+    """
+
+    model: str
+    split: str
+    slice: str
+    n_users: int
+    n_candidates: int
+    metrics: dict[str, float]
+    ci95: dict[str, list[float]]
+    user_indices: np.ndarray = field(repr=False)
+    n_relevant: np.ndarray = field(repr=False)
+    per_user: dict[str, np.ndarray] = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary, without the per-user arrays."""
+        return {
+            "model": self.model,
+            "split": self.split,
+            "slice": self.slice,
+            "n_users": self.n_users,
+            "n_candidates": self.n_candidates,
+            "metrics": dict(self.metrics),
+            "ci95": {key: list(bounds) for key, bounds in self.ci95.items()},
+        }
+
+
+def evaluate_scorer(
+    scorer: Scorer,
+    data: InteractionData,
+    split: Split = "test",
+    slice: Slice = "warm",
+    ks: Sequence[int] = DEFAULT_KS,
+    chunk_size: int | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    model: str = "model",
+    show_progress: bool = True,
+) -> SliceResult:
+    """Rank the slice's candidates for every user with a relevant song and compute the metrics.
+
+    Args:
+        scorer: Maps user indices [n] to a float tensor [n, n_songs] (any device).
+        data: The interactions; only the split's matrix, `train` (and `val` for test) are read.
+        split: Which held-out matrix holds the relevant songs.
+        slice: "warm" (non-cold songs) or "cold" (cold-start songs only).
+        ks: Cut-offs K.
+        chunk_size: Users scored at once; by default as many as fit a 256 MiB score matrix.
+        n_bootstrap: Bootstrap resamples for the CIs.
+        seed: Seed of the bootstrap.
+        model: Name recorded in the result.
+        show_progress: Show a progress bar over chunks.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    relevance, seen, candidates = _slice_matrices(data, split, slice)
+    users = np.flatnonzero(np.diff(relevance.indptr))
+    keys = metric_keys(ks)
+    if chunk_size is None:
+        chunk_size = int(np.clip(SCORE_BUDGET_BYTES // (4 * max(data.n_songs, 1)), 1, 4096))
+    position = np.full(data.n_songs, -1, dtype=np.int64)
+    position[candidates] = np.arange(len(candidates))
+    candidates_t = torch.from_numpy(candidates)
+    covered = {k: np.zeros(data.n_songs, dtype=bool) for k in ks}
+    per_user = np.empty((len(users), len(keys)))
+    starts = range(0, len(users), chunk_size)
+    for start in tqdm(starts, desc=f"eval {model} {split}/{slice}", disable=not show_progress, leave=False):
+        chunk = users[start : start + chunk_size]
+        ids, valid = _top_candidates(scorer, chunk, data.n_songs, candidates_t, position, seen, max(ks))
+        hits = _is_relevant(relevance, chunk, ids) & valid
+        n_rel = torch.from_numpy(np.diff(relevance.indptr)[chunk])
+        per_user[start : start + len(chunk)] = ranking_metrics(hits, n_rel, ks).numpy()
+        for k in ks:
+            covered[k][ids[:, :k][valid[:, :k].numpy()]] = True
+    return _summarise(per_user, keys, covered, users, relevance, candidates, n_bootstrap, seed, model, split, slice)
+
+
+def evaluate_recommender(
+    recommender: "Recommender",
+    data: InteractionData,
+    split: Split = "test",
+    slices: Sequence[Slice] = ("warm", "cold"),
+    **kwargs,
+) -> dict[str, SliceResult]:
+    """Evaluate a fitted recommender on each slice; the cold slice is skipped when it cannot rank cold songs.
+
+    Keyword arguments go to `evaluate_scorer`.
+    """
+    results = {}
+    for name in slices:
+        if name == "cold" and not recommender.can_rank_cold:
+            log.info("%s cannot rank cold-start songs: cold slice skipped", recommender.name)
+            continue
+        results[name] = evaluate_scorer(
+            recommender.score, data, split=split, slice=name, model=recommender.name, **kwargs
+        )
+    return results
+
+
+def _slice_matrices(data: InteractionData, split: Split, slice: Slice) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """Binary relevance restricted to the slice, the seen-song matrix and the candidate songs."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    if slice not in ("warm", "cold"):
+        raise ValueError(f"slice must be 'warm' or 'cold', got {slice!r}")
+    is_cold = np.zeros(data.n_songs, dtype=bool)
+    is_cold[data.cold_songs] = True
+    in_slice = is_cold if slice == "cold" else ~is_cold
+    held_out = data.val if split == "val" else data.test
+    relevance = (held_out != 0).astype(np.float32) @ sp.diags(in_slice.astype(np.float32))
+    relevance = sp.csr_matrix(relevance)
+    relevance.eliminate_zeros()
+    relevance.sort_indices()
+    seen = data.train if split == "val" else data.train + data.val
+    return relevance, sp.csr_matrix(seen), np.flatnonzero(in_slice)
+
+
+def _top_candidates(
+    scorer: Scorer,
+    users: np.ndarray,
+    n_songs: int,
+    candidates: torch.Tensor,
+    position: np.ndarray,
+    seen: sp.csr_matrix,
+    k_max: int,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Song indices [n, k_max] of each user's best unseen candidates and whether each slot is filled."""
+    scores = torch.as_tensor(scorer(users))
+    if scores.shape != (len(users), n_songs) or not scores.is_floating_point():
+        raise ValueError(
+            f"scorer returned {tuple(scores.shape)} {scores.dtype}; expected a float tensor of shape "
+            f"({len(users)}, {n_songs}) = (users asked for, songs in the catalog)"
+        )
+    if torch.isnan(scores).any():
+        raise ValueError("scorer returned NaN scores; use -inf for songs it cannot rank")
+    # index_select copies, so masking never writes into the scorer's own tensors.
+    scores = scores.index_select(1, candidates.to(scores.device))
+    rows = seen[users]
+    cols = position[rows.indices]
+    keep = cols >= 0
+    row_of = np.repeat(np.arange(len(users)), np.diff(rows.indptr))[keep]
+    scores[torch.from_numpy(row_of).to(scores.device), torch.from_numpy(cols[keep]).to(scores.device)] = -torch.inf
+    top = torch.topk(scores, min(k_max, scores.shape[1]), dim=1)
+    ids = candidates[top.indices.cpu()].numpy()
+    valid = torch.isfinite(top.values.cpu())
+    if ids.shape[1] < k_max:  # fewer candidates than K: the remaining slots stay empty
+        pad = k_max - ids.shape[1]
+        ids = np.pad(ids, ((0, 0), (0, pad)))
+        valid = torch.nn.functional.pad(valid, (0, pad), value=False)
+    return ids, valid
+
+
+def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -> torch.Tensor:
+    """Look up each (user, song) slot in the sorted CSR rows: one searchsorted, no dense matrix."""
+    rows = relevance[users]
+    n_songs = relevance.shape[1]
+    row_of = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(rows.indptr))
+    relevant_keys = row_of * n_songs + rows.indices
+    keys = np.arange(len(users), dtype=np.int64)[:, None] * n_songs + ids
+    where = np.searchsorted(relevant_keys, keys).clip(max=max(len(relevant_keys) - 1, 0))
+    found = relevant_keys[where] == keys if len(relevant_keys) else np.zeros(keys.shape, dtype=bool)
+    return torch.from_numpy(found)
+
+
+def _summarise(
+    per_user: np.ndarray,
+    keys: list[str],
+    covered: dict[int, np.ndarray],
+    users: np.ndarray,
+    relevance: sp.csr_matrix,
+    candidates: np.ndarray,
+    n_bootstrap: int,
+    seed: int,
+    model: str,
+    split: str,
+    slice: str,
+) -> SliceResult:
+    if len(users) == 0:
+        log.warning("%s: no user has a relevant song in %s/%s; metrics are NaN", model, split, slice)
+    means = per_user.mean(axis=0) if len(users) else np.full(len(keys), np.nan)
+    bounds = bootstrap_ci(per_user, n_bootstrap, seed)
+    metrics = {key: float(value) for key, value in zip(keys, means)}
+    n_candidates = max(len(candidates), 1)
+    metrics.update({f"coverage@{k}": float(mask.sum() / n_candidates) for k, mask in covered.items()})
+    return SliceResult(
+        model=model,
+        split=split,
+        slice=slice,
+        n_users=len(users),
+        n_candidates=len(candidates),
+        metrics=metrics,
+        ci95={key: [float(lo), float(hi)] for key, (lo, hi) in zip(keys, bounds)},
+        user_indices=users,
+        n_relevant=np.diff(relevance.indptr)[users],
+        per_user={key: per_user[:, i] for i, key in enumerate(keys)},
+    )

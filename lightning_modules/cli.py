@@ -1,0 +1,84 @@
+"""The training command line: LightningCLI without subcommands, bare config names found in `configs/`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+log = logging.getLogger(__name__)
+
+
+def resolve_config_args(argv: list[str]) -> list[str]:
+    """Let `--config wns.yaml` and `--config trainer/gpu.yaml` name files in `configs/`."""
+    resolved = list(argv)
+    for i, arg in enumerate(resolved):
+        if arg == "--config" and i + 1 < len(resolved):
+            resolved[i + 1] = str(find_config(resolved[i + 1]))
+        elif arg.startswith("--config="):
+            resolved[i] = "--config=" + str(find_config(arg.split("=", 1)[1]))
+    return resolved
+
+
+def find_config(name: str) -> Path:
+    path = Path(name)
+    if path.exists():
+        return path
+    if (CONFIG_DIR / path).exists():
+        return CONFIG_DIR / path
+    raise FileNotFoundError(f"config {name!r} not found here or in {CONFIG_DIR}")
+
+
+def default_wandb_offline() -> None:
+    """W&B runs offline unless the user has configured it (key in the environment or `wandb login`)."""
+    netrc = Path.home() / ".netrc"
+    logged_in = netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+    if "WANDB_MODE" not in os.environ and not os.environ.get("WANDB_API_KEY") and not logged_in:
+        os.environ["WANDB_MODE"] = "offline"
+
+
+class SimSongCLI(LightningCLI):
+    """Adds the run name, `--ckpt_path`, and the run folder layout `<default_root_dir>/<run_name>/`.
+
+    Inside a run folder: `checkpoints/` (`last.ckpt` and the best by `monitor`), `csv/` metrics,
+    the W&B run (offline unless configured) and `config.yaml`.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_name", type=str, default="simsong", help="Run folder and W&B run name.")
+        parser.add_argument("--wandb_project", type=str, default="simsong", help="W&B project.")
+        parser.add_argument("--monitor", type=str, default="val/a2l_R@10", help="Metric that picks the best checkpoint.")
+        parser.add_argument(
+            "--ckpt_path", type=str | None, default=None, help="Resume from a checkpoint; `last` = this run's last.ckpt."
+        )
+        parser.link_arguments("data.segment_seconds", "model.segment_seconds")
+
+    def run_dir(self) -> Path:
+        return Path(self.config.trainer.default_root_dir or "runs") / self.config.run_name
+
+    def instantiate_trainer(self, **kwargs):
+        run_dir = self.run_dir()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = self._get(self.config_init, "trainer", default={})
+        if config.get("logger") in (None, True):
+            default_wandb_offline()
+            kwargs["logger"] = [
+                CSVLogger(run_dir, name="csv", version=""),
+                WandbLogger(name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir),
+            ]
+        checkpoint = ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-{epoch}-{step}",
+            monitor=self.config.monitor,
+            mode="max",
+            save_last=True,
+        )
+        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+        callbacks = list(config.get("callbacks") or []) + extra + [checkpoint, LearningRateMonitor("step")]
+        return self.trainer_class(**{**config, **kwargs, "callbacks": callbacks})

@@ -1,0 +1,30 @@
+"""Train the SimSong audio–lyrics model: `uv run train.py --config wns.yaml [--config trainer/gpu.yaml] [--model.temperature=0.05]`.
+
+Without `--data.root` it trains on the embedded demo world, which is built on first use.
+"""
+
+import logging
+import sys
+
+from datamodules.music import MusicDataModule
+from lightning_modules.cli import SimSongCLI, resolve_config_args
+from lightning_modules.simsong import SimSongModule
+
+
+def main(args: list[str] | None = None) -> SimSongCLI:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cli = SimSongCLI(
+        SimSongModule,
+        MusicDataModule,
+        args=resolve_config_args(sys.argv[1:] if args is None else args),
+        run=False,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+    )
+    cli.model.similarity_fn = cli.datamodule.similarity_lookup
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    return cli
+
+
+if __name__ == "__main__":
+    main()
