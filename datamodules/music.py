@@ -41,8 +41,8 @@ class MusicDataModule(L.LightningDataModule):
         segment_seconds: Length of each of the two segments cut from a song.
         shuffle_buffer: Samples held in the training shuffle buffer.
         require_lyrics: Drop (and count) songs without lyrics.
-        shard_url_prefix: Read shards from here instead of `root/shards` (a folder, an `s3://`-style URL
-            behind `pipe:`, e.g. `pipe:aws s3 cp s3://bucket/shards/`; the shard name is appended).
+        shard_url_template: Read shards from here instead of `root/shards`: a URL with `{name}` for the
+            shard file name, e.g. `/scratch/set/{name}` or `pipe:aws s3 cp s3://bucket/set/{name} -`.
         seed: Seed of the training stream.
     """
 
@@ -54,7 +54,7 @@ class MusicDataModule(L.LightningDataModule):
         segment_seconds: float = 3.0,
         shuffle_buffer: int = 1000,
         require_lyrics: bool = True,
-        shard_url_prefix: str | None = None,
+        shard_url_template: str | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -86,9 +86,9 @@ class MusicDataModule(L.LightningDataModule):
     def urls(self, split: str) -> list[str]:
         """Shard URLs of a split; local shards are checked so a missing one is named up front."""
         names = [entry["url"] for entry in self.index["splits"].get(split, []) if entry["count"] > 0]
-        prefix = self.hparams.shard_url_prefix
-        if prefix:
-            return [prefix + name for name in names]
+        template = self.hparams.shard_url_template
+        if template:
+            return [template.format(name=name) for name in names]
         urls = [str(self.root / SHARDS_DIR / name) for name in names]
         for url in urls:
             if not tarfile.is_tarfile(url):

@@ -52,8 +52,16 @@ def choose_cold_songs(song_ids: pd.Series, fraction: float, seed: int) -> list[s
 def split_interactions(
     interactions: pd.DataFrame, config: SplitConfig
 ) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Split interactions per user, after moving cold-start songs' interactions to test."""
-    interactions = interactions.sort_values(["user_id", "song_id", "position"], kind="stable").reset_index(drop=True)
+    """Split interactions per user, after moving cold-start songs' interactions to test.
+
+    Repeated (user, song) rows are merged first (weights summed), so a song never lands in both
+    a user's train and test.
+    """
+    interactions = (
+        interactions.groupby(["user_id", "song_id"], as_index=False, sort=True)
+        .agg(weight=("weight", "sum"), position=("position", "min"))
+        .reset_index(drop=True)
+    )
     cold = choose_cold_songs(interactions["song_id"], config.cold_fraction, config.seed)
     is_cold = interactions["song_id"].isin(set(cold)).to_numpy()
     warm = interactions[~is_cold].copy()

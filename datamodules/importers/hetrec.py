@@ -1,7 +1,7 @@
 """HetRec 2011 Last.fm-2k (user, artist, play count) → dataset folder, with artists as the items.
 
 Files are tab-separated with an optional header line (`//userID ...` or column names);
-the release mixes UTF-8 and latin-1 text, so each line is decoded on its own.
+the release mixes UTF-8 and latin-1 text, so a file that is not valid UTF-8 is decoded line by line.
 """
 
 from __future__ import annotations
@@ -15,54 +15,97 @@ from datamodules.report import PrepareReport
 from datamodules.splits import SplitConfig, write_splits
 
 ID_PREFIX = "hetrec-"
+PLAYS = ["userID", "artistID", "weight"]
+TAGGED = ["userID", "artistID", "tagID", "day", "month", "year"]
 
 
-def _skip_many(report: PrepareReport, reason: str, count: int, example: str) -> None:
-    if count:
-        report.skipped[reason] += count
-        report.examples.setdefault(reason, example)
+def _skip_rows(report: PrepareReport, reason: str, dropped: pd.DataFrame, where: str) -> None:
+    """Count every dropped row under `reason`, with the first one as the example."""
+    if len(dropped):
+        report.skipped[reason] += len(dropped)
+        report.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
+
+
+def _decode(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
+
+
+def _integers(column: pd.Series) -> pd.Series:
+    """Fast path for clean integer text; otherwise NaN where a value is not a number."""
+    try:
+        return column.astype("int64")
+    except (ValueError, TypeError, OverflowError):
+        return pd.to_numeric(column.str.strip(), errors="coerce")
 
 
 def read_dat(path: Path, columns: list[str], numeric: list[str], report: PrepareReport) -> pd.DataFrame:
-    """Read one `.dat` file into string columns, numeric ones as int; bad lines are counted and skipped.
+    """Read one `.dat` file into string columns, `numeric` ones as int; bad lines are counted and skipped.
 
     A first line whose first field is not an integer is a header. Lines with another number of
     fields than `columns`, or with a non-integer in a `numeric` column, are skipped.
     """
     if not path.exists():
         raise FileNotFoundError(f"{path}: HetRec file not found (expected columns {columns})")
-    rows, bad = [], []
-    with open(path, "rb") as lines:
-        for number, raw in enumerate(lines, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw.decode("latin-1")
-            line = line.rstrip("\r\n")
-            fields = line.split("\t")
-            if number == 1 and not fields[0].strip().isdigit():
-                continue  # header
-            if len(fields) == len(columns):
-                rows.append(fields)
-            elif line.strip():
-                bad.append(f"{path.name}:{number}: {line[:80]!r}")
-    _skip_many(report, f"malformed line in {path.name} (expected {len(columns)} tab-separated fields)", len(bad), bad[0] if bad else "")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\n".join(_decode(line) for line in data.split(b"\n"))
+    lines = text.splitlines()
+    fields = [line.split("\t") for line in lines]
+    start = 1 if fields and not fields[0][0].strip().isdigit() else 0  # header line
+    rows = [row for row in fields[start:] if len(row) == len(columns)]
+    bad = [n for n in range(start, len(lines)) if len(fields[n]) != len(columns) and lines[n].strip()]
+    reason = f"malformed line in {path.name} (expected {len(columns)} tab-separated fields)"
+    _skip_rows(report, reason, pd.DataFrame([(f"line {n + 1}", lines[n][:80]) for n in bad]), path.name)
     table = pd.DataFrame(rows, columns=columns, dtype=str)
-    values = table[numeric].apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce"))
+    values = pd.DataFrame({name: _integers(table[name]) for name in numeric})
     invalid = values.isna().any(axis=1) | (values != values.round()).any(axis=1)
-    if invalid.any():
-        _skip_many(report, f"non-integer {'/'.join(numeric)} in {path.name}", int(invalid.sum()), str(table[invalid].iloc[0].tolist()))
-    table[numeric] = values.astype("Int64")
+    _skip_rows(report, f"non-integer {'/'.join(numeric)} in {path.name}", table[invalid], path.name)
+    table[numeric] = values
     return table[~invalid].astype({name: "int64" for name in numeric}).reset_index(drop=True)
 
 
-def artist_tags(tagged: pd.DataFrame, tag_names: pd.Series, top_k: int) -> pd.Series:
+def artist_tags(tagged: pd.DataFrame, tag_names: pd.Series, top_k: int) -> dict[int, list[str]]:
     """The `top_k` tag values users gave each artist most often (ties: lower tag id first)."""
     counts = tagged.groupby(["artistID", "tagID"]).size().rename("n").reset_index()
     counts = counts.sort_values(["artistID", "n", "tagID"], ascending=[True, False, True])
     counts = counts.groupby("artistID").head(top_k)
-    counts["tag"] = counts["tagID"].map(tag_names)
-    return counts.groupby("artistID")["tag"].agg(list)
+    tags: dict[int, list[str]] = {}
+    for artist, tag in zip(counts["artistID"].tolist(), counts["tagID"].map(tag_names).tolist()):
+        tags.setdefault(artist, []).append(tag)
+    return tags
+
+
+def _read_tags(input: Path, artist_ids: set[int], top_k: int, report: PrepareReport) -> dict[int, list[str]]:
+    """Each artist's most frequent tag values, from `tags.dat` and `user_taggedartists.dat` when present."""
+    if top_k <= 0 or not (input / "tags.dat").exists() or not (input / "user_taggedartists.dat").exists():
+        return {}
+    tag_names = read_dat(input / "tags.dat", ["tagID", "tagValue"], ["tagID"], report)
+    tag_names = tag_names.drop_duplicates("tagID").set_index("tagID")["tagValue"].str.strip()
+    tagged = read_dat(input / "user_taggedartists.dat", TAGGED, TAGGED[:3], report)
+    unknown_artist = ~tagged["artistID"].isin(artist_ids)
+    unknown_tag = ~tagged["tagID"].isin(tag_names.index) & ~unknown_artist
+    where = "user_taggedartists.dat"
+    _skip_rows(report, "tag assignment for an artist not in the catalog", tagged[unknown_artist], where)
+    _skip_rows(report, "tag assignment with a tag id not in tags.dat", tagged[unknown_tag], where)
+    tagged = tagged[~(unknown_artist | unknown_tag)]
+    report.written["tag_assignments"] = len(tagged)
+    return artist_tags(tagged, tag_names, top_k)
+
+
+def _read_plays(input: Path, report: PrepareReport) -> pd.DataFrame:
+    """(userID, artistID, weight) with positive play counts, one row per pair (repeats summed)."""
+    plays = read_dat(input / "user_artists.dat", PLAYS, PLAYS, report)
+    where = "user_artists.dat"
+    _skip_rows(report, "play count <= 0 in user_artists.dat", plays[plays["weight"] <= 0], where)
+    plays = plays[plays["weight"] > 0]
+    repeated = plays.duplicated(["userID", "artistID"])
+    _skip_rows(report, "repeated (user, artist) line, play counts summed", plays[repeated], where)
+    return plays.groupby(["userID", "artistID"], as_index=False)["weight"].sum()
 
 
 def import_hetrec(input: Path, out: Path, split: SplitConfig | None = None, top_tags: int = 5) -> PrepareReport:
@@ -87,24 +130,17 @@ def import_hetrec(input: Path, out: Path, split: SplitConfig | None = None, top_
     """
     input, out = Path(input), Path(out)
     report = PrepareReport()
-    plays = read_dat(input / "user_artists.dat", ["userID", "artistID", "weight"], ["userID", "artistID", "weight"], report)
-    not_positive = plays["weight"] <= 0
-    _skip_many(report, "play count <= 0 in user_artists.dat", int(not_positive.sum()), str(plays[not_positive].head(1).values.tolist()))
-    plays = plays[~not_positive]
-    repeated = plays.duplicated(["userID", "artistID"])
-    _skip_many(report, "repeated (user, artist) line, play counts summed", int(repeated.sum()), str(plays[repeated].head(1).values.tolist()))
-    plays = plays.groupby(["userID", "artistID"], as_index=False)["weight"].sum()
-
+    plays = _read_plays(input, report)
     artists = read_dat(input / "artists.dat", ["id", "name", "url", "pictureURL"], ["id"], report)
-    artists = artists.drop_duplicates("id").set_index("id")["name"].str.strip()
-    ids = pd.Index(artists.index).union(pd.Index(plays["artistID"].unique())).sort_values()
-    report.written["artists_without_name"] = int((~ids.isin(artists.index)).sum())
-    tags = _tags(input, set(ids), top_tags, report)
-    names = artists.reindex(ids).fillna("")
+    names = artists.drop_duplicates("id").set_index("id")["name"].str.strip()
+    ids = pd.Index(names.index).union(pd.Index(plays["artistID"].unique())).sort_values()
+    report.written["artists_without_name"] = int((~ids.isin(names.index)).sum())
+    tags = _read_tags(input, set(ids), top_tags, report)
+    names = names.reindex(ids).fillna("").to_numpy()
     catalog = pd.DataFrame({
         "song_id": ID_PREFIX + ids.astype(str),
-        "artist": names.to_numpy(),
-        "title": names.to_numpy(),
+        "artist": names,
+        "title": names,
         "lyrics": "",
         "tags": [tags.get(i, []) for i in ids],
         "duration_s": 0.0,
@@ -115,28 +151,10 @@ def import_hetrec(input: Path, out: Path, split: SplitConfig | None = None, top_
         "weight": plays["weight"].astype(float),
         "position": -1,
     })
+    if catalog.empty:
+        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
     write_tables(out, catalog, interactions)
     meta = write_splits(out, interactions, split or SplitConfig())
     report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))
     report.written.update({f"split_{name}": count for name, count in meta["counts"].items()})
     return report
-
-
-def _tags(input: Path, artist_ids: set[int], top_k: int, report: PrepareReport) -> dict[int, list[str]]:
-    """Each artist's most frequent tag values, from `tags.dat` and `user_taggedartists.dat` when present."""
-    if top_k <= 0 or not (input / "tags.dat").exists() or not (input / "user_taggedartists.dat").exists():
-        return {}
-    tag_names = read_dat(input / "tags.dat", ["tagID", "tagValue"], ["tagID"], report)
-    tag_names = tag_names.drop_duplicates("tagID").set_index("tagID")["tagValue"].str.strip()
-    columns = ["userID", "artistID", "tagID", "day", "month", "year"]
-    tagged = read_dat(input / "user_taggedartists.dat", columns, columns, report)
-    unknown_artist = ~tagged["artistID"].isin(artist_ids)
-    unknown_tag = ~tagged["tagID"].isin(tag_names.index) & ~unknown_artist
-    for mask, reason in (
-        (unknown_artist, "tag assignment for an artist not in the catalog"),
-        (unknown_tag, "tag assignment with a tag id not in tags.dat"),
-    ):
-        _skip_many(report, reason, int(mask.sum()), str(tagged[mask].head(1).values.tolist()))
-    tagged = tagged[~(unknown_artist | unknown_tag)]
-    report.written["tag_assignments"] = len(tagged)
-    return artist_tags(tagged, tag_names, top_k).to_dict()

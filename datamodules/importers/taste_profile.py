@@ -23,10 +23,11 @@ log = logging.getLogger(__name__)
 TRACKS_SEP = "<SEP>"
 
 
-def _skip_many(report: PrepareReport, reason: str, count: int, example: str) -> None:
-    if count:
-        report.skipped[reason] += count
-        report.examples.setdefault(reason, example)
+def _skip_rows(report: PrepareReport, reason: str, dropped: pd.DataFrame, where: str) -> None:
+    """Count every dropped row under `reason`, with the first one as the example."""
+    if len(dropped):
+        report.skipped[reason] += len(dropped)
+        report.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
 
 
 def _read_triplets(path: Path, report: PrepareReport) -> pd.DataFrame:
@@ -59,12 +60,12 @@ def _clean_triplets(triplets: pd.DataFrame, path: Path, report: PrepareReport) -
     count = pd.to_numeric(triplets["count"].str.strip(), errors="coerce")
     bad_count = ~(count > 0) | (count != count.round())
     empty_id = (triplets["user_id"] == "") | (triplets["song_id"] == "")
-    for mask, reason in ((empty_id, "empty user or song id"), (bad_count & ~empty_id, "play count not a positive integer")):
-        if mask.any():
-            _skip_many(report, reason, int(mask.sum()), f"{path}: {triplets[mask].iloc[0].tolist()}")
-    triplets = triplets[~(empty_id | bad_count)].assign(weight=count)
+    _skip_rows(report, "empty user or song id", triplets[empty_id], path.name)
+    _skip_rows(report, "play count not a positive integer", triplets[bad_count & ~empty_id], path.name)
+    triplets = triplets[~(empty_id | bad_count)].assign(weight=count).drop(columns="count")
     grouped = triplets.groupby(["user_id", "song_id"], sort=False, as_index=False)["weight"].sum()
-    _skip_many(report, "repeated (user, song) line, play counts summed", len(triplets) - len(grouped), str(path))
+    repeated = triplets[triplets.duplicated(["user_id", "song_id"])]
+    _skip_rows(report, "repeated (user, song) line, play counts summed", repeated, path.name)
     return grouped.assign(position=-1)
 
 
@@ -80,7 +81,8 @@ def _read_song_metadata(path: Path, wanted: set[str], report: PrepareReport) -> 
             fields = line.rstrip("\r\n").split(TRACKS_SEP)
             if len(fields) != 4:
                 if line.strip():
-                    report.skip("malformed song line (expected track<SEP>song<SEP>artist<SEP>title)", f"{path}:{number}")
+                    reason = "malformed song line (expected track<SEP>song<SEP>artist<SEP>title)"
+                    report.skip(reason, f"{path}:{number}")
                 continue
             song_id = fields[1].strip()
             if song_id in wanted and song_id not in rows:
@@ -97,7 +99,7 @@ def import_taste_profile(
 
     Interactions are (user, song, play count) with no order (position -1); a repeated
     (user, song) line adds its count to the first. The catalog holds every song with at
-    least one play, without lyrics, tags or duration. Combine with `lastfm_similars
+    least one play, without lyrics, tags or duration. Combine with `lastfm-similars
     --interactions_from` to add last.fm tags and song similarities.
 
     Args:
@@ -120,6 +122,8 @@ def import_taste_profile(
         report.written["songs_with_metadata"] = len(metadata)
     catalog = catalog.reindex(columns=["song_id", "artist", "title"]).fillna("")
     catalog = catalog.assign(lyrics="", tags=[[] for _ in range(len(catalog))], duration_s=0.0)
+    if catalog.empty:
+        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
     write_tables(out, catalog, interactions)
     meta = write_splits(out, interactions, split or SplitConfig())
     report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ _ESCAPE = re.compile(r"\\(.)")
 _UNESCAPED = {"/": "/", "\\": "\\", '"': '"', "t": " ", "n": " "}
 
 
-def _lines(path: Path):
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of a file, each line decoded as UTF-8 or else latin-1."""
     with open(path, "rb") as lines:
         for number, raw in enumerate(lines, 1):
@@ -36,6 +37,8 @@ def _lines(path: Path):
 
 
 def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text.strip()
     return _ESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), text).strip()
 
 
@@ -48,12 +51,16 @@ def read_songs(folder: Path, report: PrepareReport) -> pd.DataFrame:
     for number, line in _lines(path):
         fields = line.split("\t")
         if len(fields) == 3 and fields[0].strip().isdigit():
+            if int(fields[0]) in songs:
+                report.skip("repeated id in song_hash.txt (first kept)", f"{path.name}:{number}: {line[:80]!r}")
+                continue
             songs[int(fields[0])] = (_unescape(fields[1]), _unescape(fields[2]))
         elif line.strip():
-            report.skip("malformed line in song_hash.txt (expected id<TAB>title<TAB>artist)", f"{path.name}:{number}: {line[:80]!r}")
+            reason = "malformed line in song_hash.txt (expected id<TAB>title<TAB>artist)"
+            report.skip(reason, f"{path.name}:{number}: {line[:80]!r}")
     table = pd.DataFrame.from_dict(songs, orient="index", columns=["title", "artist"])
-    table["tags"] = pd.Series(_read_tags(folder, report)).reindex(table.index)
-    table["tags"] = table["tags"].map(lambda tags: tags if isinstance(tags, list) else [])
+    tags = _read_tags(folder, report)
+    table["tags"] = [tags.get(song, []) for song in table.index]
     return table
 
 
@@ -68,7 +75,8 @@ def _read_tags(folder: Path, report: PrepareReport) -> dict[int, list[str]]:
         if sep and tag_id.strip().isdigit():
             names[tag_id.strip()] = name.strip()
         elif line.strip():
-            report.skip("malformed line in tag_hash.txt (expected `id, tag`)", f"{names_path.name}:{number}: {line[:80]!r}")
+            reason = "malformed line in tag_hash.txt (expected `id, tag`)"
+            report.skip(reason, f"{names_path.name}:{number}: {line[:80]!r}")
     tags = {}
     for number, line in _lines(tag_path):
         ids = line.split()
@@ -93,7 +101,8 @@ def read_playlists(folder: Path, known: set[int], report: PrepareReport) -> pd.D
                 continue
             tokens = line.split()
             if not all(token.isdigit() for token in tokens):
-                report.skip("malformed playlist line (expected space-separated song ids)", f"{path.name}:{number}: {line[:80]!r}")
+                reason = "malformed playlist line (expected space-separated song ids)"
+                report.skip(reason, f"{path.name}:{number}: {line[:80]!r}")
                 continue
             ids = [int(token) for token in tokens]
             unknown = [song for song in ids if song not in known]
@@ -105,7 +114,7 @@ def read_playlists(folder: Path, known: set[int], report: PrepareReport) -> pd.D
                 continue
             user = f"{USER_PREFIX}{n_playlists}"
             n_playlists += 1
-            report.written["plays"] += len(ids)
+            report.written["playlist_entries"] += len(ids)
             counts = Counter(ids)
             first = {}
             for position, song in enumerate(ids):
@@ -148,6 +157,8 @@ def import_yes(input: Path, out: Path, split: SplitConfig | None = None) -> Prep
         "duration_s": 0.0,
     })
     interactions = playlists.assign(song_id=SONG_PREFIX + playlists["song"].astype(str)).drop(columns="song")
+    if catalog.empty:
+        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
     write_tables(out, catalog, interactions)
     meta = write_splits(out, interactions, split or SplitConfig())
     report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))
