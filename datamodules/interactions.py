@@ -26,6 +26,7 @@ class InteractionData:
         histories: Per user, the training song indices in listening order (position, then file order).
         cold_songs: Indices of the cold-start songs (no training interaction by construction).
         similarity: Optional song × song CSR of external similarity scores (symmetric).
+        root: The dataset folder it was loaded from (content models read its shards).
     """
 
     catalog: pd.DataFrame
@@ -36,6 +37,7 @@ class InteractionData:
     histories: list[np.ndarray]
     cold_songs: np.ndarray
     similarity: sp.csr_matrix | None = None
+    root: Path | None = None
 
     @property
     def song_ids(self) -> list[str]:
@@ -91,6 +93,7 @@ class InteractionData:
             histories=histories,
             cold_songs=np.sort(cold[cold >= 0]),
             similarity=similarity_matrix(dataset.similarity, song_index) if dataset.similarity is not None else None,
+            root=dataset.root,
         )
 
 

@@ -6,7 +6,8 @@ Protocol (one `SliceResult` per model × split × slice):
   only (the standard cold-start item protocol: can the model find the user's new songs among
   the new songs?). Songs outside the slice's candidates are never ranked.
 - Relevance. The user's songs in the split (val or test) that are candidates of the slice,
-  binary. Users with no relevant song in the slice are left out of it.
+  binary. Users with no relevant song in the slice are left out of it. (Every interaction with
+  a cold song is in test, so the cold slice of `val` is empty: its metrics are NaN.)
 - Seen songs. The evaluator, not the recommender, removes songs the user has already heard:
   training songs for `val`; training and validation songs for `test` (as RecBole does).
 - Unrankable songs. A recommender may score a song -inf ("cannot rank it"). A top-K slot
@@ -15,8 +16,9 @@ Protocol (one `SliceResult` per model × split × slice):
   a seeded percentile-bootstrap 95% CI over users; catalog coverage@K = share of the slice's
   candidates that appear in at least one evaluated user's top K (no CI: it is not per user).
 
-Memory is bounded by one chunk: the scorer returns [chunk, n_songs], which is copied once,
-masked and cut down to its top max(K) before the next chunk is scored.
+Memory is bounded by one chunk: the scorer returns [chunk, n_songs], which is masked (in place,
+then restored, or as a copy of the cold columns) and cut down to its top max(K) before the next
+chunk is scored.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def evaluate_scorer(
         slice: "warm" (non-cold songs) or "cold" (cold-start songs only).
         ks: Cut-offs K.
         chunk_size: Users scored at once; by default as many as fit a 256 MiB score matrix.
-        n_bootstrap: Bootstrap resamples for the CIs.
+        n_bootstrap: Bootstrap resamples for the CIs; 0 leaves them NaN.
         seed: Seed of the bootstrap.
         model: Name recorded in the result.
         show_progress: Show a progress bar over chunks.
@@ -123,15 +125,15 @@ def evaluate_scorer(
     keys = metric_keys(ks)
     if chunk_size is None:
         chunk_size = int(np.clip(SCORE_BUDGET_BYTES // (4 * max(data.n_songs, 1)), 1, 4096))
-    position = np.full(data.n_songs, -1, dtype=np.int64)
-    position[candidates] = np.arange(len(candidates))
-    candidates_t = torch.from_numpy(candidates)
+    songs = _SliceSongs(candidates, data.n_songs)
     covered = {k: np.zeros(data.n_songs, dtype=bool) for k in ks}
     per_user = np.empty((len(users), len(keys)))
     starts = range(0, len(users), chunk_size)
     for start in tqdm(starts, desc=f"eval {model} {split}/{slice}", disable=not show_progress, leave=False):
         chunk = users[start : start + chunk_size]
-        ids, valid = _top_candidates(scorer, chunk, data.n_songs, candidates_t, position, seen, max(ks))
+        scores = _score(scorer, chunk, data.n_songs)
+        ids, valid = _top_candidates(scores, chunk, songs, seen, max(ks))
+        del scores  # free this chunk's scores before the scorer allocates the next
         hits = _is_relevant(relevance, chunk, ids) & valid
         n_rel = torch.from_numpy(np.diff(relevance.indptr)[chunk])
         per_user[start : start + len(chunk)] = ranking_metrics(hits, n_rel, ks).numpy()
@@ -162,7 +164,9 @@ def evaluate_recommender(
     return results
 
 
-def _slice_matrices(data: InteractionData, split: Split, slice: Slice) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+def _slice_matrices(
+    data: InteractionData, split: Split, slice: Slice
+) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Binary relevance restricted to the slice, the seen-song matrix and the candidate songs."""
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
@@ -180,39 +184,92 @@ def _slice_matrices(data: InteractionData, split: Split, slice: Slice) -> tuple[
     return relevance, sp.csr_matrix(seen), np.flatnonzero(in_slice)
 
 
-def _top_candidates(
-    scorer: Scorer,
-    users: np.ndarray,
-    n_songs: int,
-    candidates: torch.Tensor,
-    position: np.ndarray,
-    seen: sp.csr_matrix,
-    k_max: int,
-) -> tuple[np.ndarray, torch.Tensor]:
-    """Song indices [n, k_max] of each user's best unseen candidates and whether each slot is filled."""
-    scores = torch.as_tensor(scorer(users))
+class _SliceSongs:
+    """The slice's candidate songs, and how to rank them cheaply."""
+
+    def __init__(self, candidates: np.ndarray, n_songs: int) -> None:
+        self.candidates = candidates
+        self.candidates_t = torch.from_numpy(candidates)
+        is_candidate = np.zeros(n_songs, dtype=bool)
+        is_candidate[candidates] = True
+        self.excluded_t = torch.from_numpy(np.flatnonzero(~is_candidate))
+        self.position = np.full(n_songs, -1, dtype=np.int64)
+        self.position[candidates] = np.arange(len(candidates))
+        # Few candidates (cold slice): copy their columns. Most songs (warm): mask in place.
+        self.in_place = len(candidates) > n_songs // 2
+
+
+def _score(scorer: Scorer, users: np.ndarray, n_songs: int) -> torch.Tensor:
+    with torch.no_grad():
+        scores = torch.as_tensor(scorer(users)).detach()
     if scores.shape != (len(users), n_songs) or not scores.is_floating_point():
         raise ValueError(
             f"scorer returned {tuple(scores.shape)} {scores.dtype}; expected a float tensor of shape "
             f"({len(users)}, {n_songs}) = (users asked for, songs in the catalog)"
         )
-    if torch.isnan(scores).any():
-        raise ValueError("scorer returned NaN scores; use -inf for songs it cannot rank")
-    # index_select copies, so masking never writes into the scorer's own tensors.
-    scores = scores.index_select(1, candidates.to(scores.device))
+    return scores
+
+
+def _top_candidates(
+    scores: torch.Tensor, users: np.ndarray, songs: _SliceSongs, seen: sp.csr_matrix, k_max: int
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Song indices [n, k_max] of each user's best unseen candidates and whether each slot is filled.
+
+    The scorer's tensor is left as it was: either a copy of the candidate columns is masked, or
+    (when most songs are candidates) the tensor itself is masked, ranked and restored, which
+    saves a copy of the whole chunk (a third of the evaluation time on a full catalog).
+    """
+    device = scores.device
     rows = seen[users]
-    cols = position[rows.indices]
-    keep = cols >= 0
-    row_of = np.repeat(np.arange(len(users)), np.diff(rows.indptr))[keep]
-    scores[torch.from_numpy(row_of).to(scores.device), torch.from_numpy(cols[keep]).to(scores.device)] = -torch.inf
-    top = torch.topk(scores, min(k_max, scores.shape[1]), dim=1)
-    ids = candidates[top.indices.cpu()].numpy()
+    row_of = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
+    k = min(k_max, len(songs.candidates))
+    if songs.in_place:
+        work = scores if scores.is_contiguous() else scores.contiguous()  # e.g. an expanded row
+        r, c = torch.from_numpy(row_of).to(device), torch.from_numpy(rows.indices.astype(np.int64)).to(device)
+        excluded = songs.excluded_t.to(device)
+        saved_seen, saved_excluded = work[r, c], work.index_select(1, excluded)
+        try:
+            work[r, c] = -torch.inf
+            work.index_fill_(1, excluded, -torch.inf)
+            top = block_topk(work, k)
+        finally:
+            work.index_copy_(1, excluded, saved_excluded)
+            work[r, c] = saved_seen
+        ids = top.indices.cpu().numpy()
+    else:
+        work = scores.index_select(1, songs.candidates_t.to(device))
+        cols = songs.position[rows.indices]
+        keep = cols >= 0
+        work[torch.from_numpy(row_of[keep]).to(device), torch.from_numpy(cols[keep]).to(device)] = -torch.inf
+        top = block_topk(work, k)
+        ids = songs.candidates[top.indices.cpu().numpy()]
+    if torch.isnan(top.values).any():  # NaN ranks above everything, so checking the top suffices
+        raise ValueError("scorer returned NaN scores; use -inf for songs it cannot rank")
     valid = torch.isfinite(top.values.cpu())
-    if ids.shape[1] < k_max:  # fewer candidates than K: the remaining slots stay empty
-        pad = k_max - ids.shape[1]
-        ids = np.pad(ids, ((0, 0), (0, pad)))
-        valid = torch.nn.functional.pad(valid, (0, pad), value=False)
+    if k < k_max:  # fewer candidates than K: the remaining slots stay empty
+        ids = np.pad(ids, ((0, 0), (0, k_max - k)))
+        valid = torch.nn.functional.pad(valid, (0, k_max - k), value=False)
     return ids, valid
+
+
+def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_types.topk:
+    """`torch.topk(scores, k, dim=1)` for wide rows, about twice as fast on CPU.
+
+    The k best entries of a row lie in the k blocks (of `block` columns) with the highest maxima,
+    so one cheap pass for block maxima leaves topk only k * block columns to sort through.
+    Ties may come back in another order than torch.topk's; NaN still ranks first.
+    """
+    n_rows, n = scores.shape
+    n_blocks = n // block
+    if n_blocks <= 4 * k:
+        return torch.topk(scores, k, dim=1)
+    maxima = scores[:, : n_blocks * block].unflatten(1, (n_blocks, block)).amax(dim=2)
+    best = torch.topk(maxima, k, dim=1).indices
+    columns = (best.unsqueeze(2) * block + torch.arange(block, device=scores.device)).flatten(1)
+    tail = torch.arange(n_blocks * block, n, device=scores.device).expand(n_rows, -1)
+    columns = torch.cat([columns, tail], dim=1)
+    top = torch.topk(scores.gather(1, columns), k, dim=1)
+    return torch.return_types.topk((top.values, columns.gather(1, top.indices)))
 
 
 def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -> torch.Tensor:

@@ -87,17 +87,17 @@ def bootstrap_ci(
 
     Args:
         values: [n_users, n_metrics] per-user values.
-        n_resamples: Number of bootstrap resamples.
+        n_resamples: Number of bootstrap resamples; 0 skips the bootstrap.
         seed: Seed of the resampling.
         level: Coverage of the interval.
         max_block_elements: Largest resamples × users block held at once.
 
     Returns:
-        [n_metrics, 2] lower and upper bounds (NaN when there are no users).
+        [n_metrics, 2] lower and upper bounds (NaN without users or resamples).
     """
     values = np.asarray(values, dtype=np.float64)
     n, m = values.shape
-    if n == 0:
+    if n == 0 or n_resamples == 0:
         return np.full((m, 2), np.nan)
     rng = np.random.default_rng(seed)
     block = max(1, min(n_resamples, max_block_elements // n))

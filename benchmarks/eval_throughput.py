@@ -1,0 +1,235 @@
+"""Throughput and memory of our full-catalog evaluator, against implicit's `ranking_metrics_at_k`.
+
+1. Throughput: fit implicit ALS on synthetic interactions, then evaluate the same factors with
+   both evaluators (same users, same K, same filtered training songs) and print users × songs
+   ranked per second and the ratio ours / implicit (goal >= 1). The metrics must agree.
+2. Memory: a synthetic `--mem-users` × `--mem-songs` world with random factors, evaluated in
+   chunks. Peak resident memory (RSS high-water mark, which counts torch's allocations that
+   tracemalloc cannot see) is measured above the RSS before the call (goal <= 2 GiB). Users to
+   rank are sampled (`--mem-sample-users`, 0 = all) and the time for all users is extrapolated;
+   memory does not grow with the users ranked, only the per-user metric arrays do (listed).
+
+Run: uv run python benchmarks/eval_throughput.py [--help]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import implicit.cpu.als
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from implicit.evaluation import ranking_metrics_at_k
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from datamodules.interactions import InteractionData  # noqa: E402
+from evaluation.evaluator import DEFAULT_KS, evaluate_scorer  # noqa: E402
+from evaluation.metrics import metric_keys  # noqa: E402
+
+
+def synthetic_data(
+    n_users: int,
+    n_songs: int,
+    train_per_user: int,
+    test_per_user: int,
+    test_users: np.ndarray | None,
+    seed: int,
+    cold_fraction: float = 0.0,
+) -> InteractionData:
+    """Random binary interactions; test rows only for `test_users` (all when None), none also in train.
+
+    A `cold_fraction` of songs is cold: kept out of train, and out of the warm slice's ranking.
+    """
+    rng = np.random.default_rng(seed)
+    is_cold = np.zeros(n_songs, dtype=bool)
+    is_cold[rng.choice(n_songs, size=int(cold_fraction * n_songs), replace=False)] = True
+
+    def random_csr(users: np.ndarray, per_user: int) -> sp.csr_matrix:
+        rows = np.repeat(users, per_user)
+        cols = rng.integers(0, n_songs, size=len(rows))
+        m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_songs))
+        m.data[:] = 1.0  # duplicates were summed
+        return m
+
+    train = sp.csr_matrix(random_csr(np.arange(n_users), train_per_user) @ sp.diags((~is_cold).astype(np.float32)))
+    train.eliminate_zeros()
+    test = random_csr(np.arange(n_users) if test_users is None else test_users, test_per_user)
+    test = sp.csr_matrix(test - test.multiply(train.astype(bool)))
+    test.eliminate_zeros()
+    return InteractionData(
+        catalog=pd.DataFrame({"song_id": np.arange(n_songs)}),
+        user_ids=[str(u) for u in range(n_users)],
+        train=train,
+        val=sp.csr_matrix((n_users, n_songs), dtype=np.float32),
+        test=test,
+        histories=np.split(train.indices.astype(np.int64), train.indptr[1:-1]),
+        cold_songs=np.flatnonzero(is_cold),
+    )
+
+
+def _best_time(run, repeats: int) -> tuple[float, object]:
+    """Shortest wall time of `repeats` runs (the machine may be shared) and the last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def throughput(args: argparse.Namespace) -> None:
+    data = synthetic_data(args.users, args.songs, args.train_per_user, args.test_per_user, None, args.seed)
+    with threadpool_limits(1, "blas"):
+        model = implicit.cpu.als.AlternatingLeastSquares(
+            factors=args.factors, iterations=args.als_iterations, random_state=args.seed, num_threads=args.threads
+        )
+        model.fit(data.train, show_progress=False)
+    users, items = torch.from_numpy(model.user_factors), torch.from_numpy(model.item_factors)
+    n_eval = int((np.diff(data.test.indptr) > 0).sum())
+    cells, k = n_eval * args.songs, args.k
+    print(
+        f"[throughput] {args.users} users ({n_eval} with test songs) x {args.songs} songs, {args.factors} ALS factors, "
+        f"K={k}; implicit threads: {args.threads or os.cpu_count()}, torch threads: {torch.get_num_threads()}; "
+        f"best of {args.repeats}"
+    )
+
+    def implicit_run() -> dict:
+        with threadpool_limits(1, "blas"):
+            return ranking_metrics_at_k(model, data.train, data.test, K=k, show_progress=False)
+
+    def ours_run(ks, n_bootstrap):
+        return lambda: evaluate_scorer(
+            lambda u: users[u] @ items.T, data, "test", ks=ks, n_bootstrap=n_bootstrap, show_progress=False
+        )
+
+    t_implicit, theirs = _best_time(implicit_run, args.repeats)
+    t_ours, ours = _best_time(ours_run([k], 0), args.repeats)
+    t_full, _ = _best_time(ours_run(DEFAULT_KS, 1000), args.repeats)
+
+    pooled = (ours.per_user[f"precision@{k}"] * k).sum() / np.minimum(ours.n_relevant, k).sum()
+    diff = max(
+        abs(pooled - theirs["precision"]),
+        abs(ours.metrics[f"map@{k}"] - theirs["map"]),
+        abs(ours.metrics[f"ndcg@{k}"] - theirs["ndcg"]),
+    )
+    full = f"ks={list(DEFAULT_KS)}, {len(metric_keys(DEFAULT_KS))} metrics + coverage, 1000-resample CIs"
+    print(f"  implicit ranking_metrics_at_k(K={k}):     {t_implicit:6.2f} s  {cells / t_implicit:.3e} user-songs/s")
+    print(f"  ours evaluate_scorer(ks=[{k}], no CIs):    {t_ours:6.2f} s  {cells / t_ours:.3e} user-songs/s")
+    print(f"  ours evaluate_scorer({full}): {t_full:.2f} s  {cells / t_full:.3e} user-songs/s")
+    print(f"  ratio ours / implicit, same K and metrics: {t_implicit / t_ours:.2f}x  (goal >= 1; full run: "
+          f"{t_implicit / t_full:.2f}x)")
+    print(f"  max |ours - implicit| over precision (pooled), map, ndcg @{k}: {diff:.1e}")
+
+
+def _rss_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+class PeakRSS:
+    """Resident-set high-water mark over a block: the kernel's VmHWM reset via clear_refs, or polling."""
+
+    def __enter__(self) -> "PeakRSS":
+        self.before = _rss_bytes("VmRSS")
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            self.method, self._stop = "VmHWM after clear_refs", None
+        except OSError:
+            self.method, self._peak, self._stop = "polling VmRSS every 2 ms", self.before, threading.Event()
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.002):
+            self._peak = max(self._peak, _rss_bytes("VmRSS"))
+
+    def __exit__(self, *exc) -> None:
+        if self._stop is None:
+            self.peak = _rss_bytes("VmHWM")
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self._peak, _rss_bytes("VmRSS"))
+        self.delta = self.peak - self.before
+
+
+def memory(args: argparse.Namespace) -> None:
+    rng = np.random.default_rng(args.seed)
+    n_rank = args.mem_users if args.mem_sample_users <= 0 else min(args.mem_sample_users, args.mem_users)
+    sample = np.sort(rng.choice(args.mem_users, size=n_rank, replace=False))
+    data = synthetic_data(
+        args.mem_users, args.mem_songs, args.mem_train_per_user, args.test_per_user, sample, args.seed,
+        args.mem_cold_fraction,
+    )
+    users = torch.from_numpy(rng.standard_normal((args.mem_users, args.factors), dtype=np.float32))
+    items = torch.from_numpy(rng.standard_normal((args.mem_songs, args.factors), dtype=np.float32))
+    matrices = (data.train, data.test)
+    inputs = sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in matrices) + users.nbytes + items.nbytes
+    print(
+        f"[memory] {args.mem_users} users x {args.mem_songs} songs ({len(data.cold_songs)} cold), "
+        f"{args.factors} random factors, train {data.train.nnz} / test {data.test.nnz} interactions "
+        f"(inputs ~{inputs / 2**30:.2f} GiB, not counted)"
+    )
+    n_eval = int((np.diff(data.test.indptr) > 0).sum())
+    with PeakRSS() as peak:
+        start = time.perf_counter()
+        result = evaluate_scorer(
+            lambda u: users[u] @ items.T, data, "test", ks=DEFAULT_KS, chunk_size=args.mem_chunk, n_bootstrap=1000
+        )
+        seconds = time.perf_counter() - start
+    per_user_bytes = len(metric_keys(DEFAULT_KS)) * 8 * (args.mem_users - n_eval)
+    print(
+        f"  warm slice: {result.n_users} sampled users x {args.mem_songs} songs scored ({result.n_candidates} ranked) "
+        f"in {seconds:.1f} s = {result.n_users * args.mem_songs / seconds:.3e} user-songs/s"
+    )
+    if n_eval < args.mem_users:
+        minutes = seconds * args.mem_users / n_eval / 60
+        print(f"  extrapolated to all {args.mem_users} users: {minutes:.1f} min (time is linear in the users ranked)")
+    print(
+        f"  peak RSS above the pre-call RSS ({peak.method}): {peak.delta / 2**30:.3f} GiB, "
+        f"+{per_user_bytes / 2**30:.3f} GiB of per-user metric arrays for the users not ranked (goal <= 2 GiB)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=20_000, help="throughput: users")
+    parser.add_argument("--songs", type=int, default=50_000, help="throughput: songs")
+    parser.add_argument("--train-per-user", type=int, default=40)
+    parser.add_argument("--test-per-user", type=int, default=10)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--als-iterations", type=int, default=3)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="implicit threads (0 = all cores)")
+    parser.add_argument("--repeats", type=int, default=2, help="throughput: best of this many runs each")
+    parser.add_argument("--mem-users", type=int, default=100_000)
+    parser.add_argument("--mem-songs", type=int, default=1_000_000)
+    parser.add_argument("--mem-train-per-user", type=int, default=20)
+    parser.add_argument("--mem-cold-fraction", type=float, default=0.1, help="share of cold songs (not ranked in warm)")
+    parser.add_argument("--mem-sample-users", type=int, default=2_000, help="users ranked in the memory run (0 = all)")
+    parser.add_argument("--mem-chunk", type=int, default=None, help="users per chunk (default: 256 MiB of scores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip", choices=["throughput", "memory"], default=None)
+    args = parser.parse_args()
+    if args.skip != "throughput":
+        throughput(args)
+    if args.skip != "memory":
+        memory(args)
+
+
+if __name__ == "__main__":
+    main()
