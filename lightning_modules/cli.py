@@ -80,5 +80,7 @@ class SimSongCLI(LightningCLI):
             save_last=True,
         )
         extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
-        callbacks = list(config.get("callbacks") or []) + extra + [checkpoint, LearningRateMonitor("step")]
+        callbacks = list(config.get("callbacks") or []) + extra + [checkpoint]
+        if kwargs.get("logger", config.get("logger")) not in (False, None, []):
+            callbacks.append(LearningRateMonitor("step"))
         return self.trainer_class(**{**config, **kwargs, "callbacks": callbacks})

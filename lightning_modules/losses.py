@@ -91,7 +91,9 @@ def soft_info_nce(
         )
     labels = _positive_labels(query, key, offset)
     is_positive = F.one_hot(labels, num_keys).bool()
-    scaled = similarity.detach().to(query.dtype) / weight_temperature
+    # Weights in at least float32, also when the logits are half precision under autocast.
+    weight_dtype = torch.promote_types(query.dtype, torch.float32)
+    scaled = similarity.detach().to(weight_dtype) / weight_temperature
     p = scaled.masked_fill(is_positive, float("-inf")).softmax(dim=1)
     weights = ((beta - alpha * p) / normaliser).clamp(min=min_weight)
     # Weighting a term of the denominator by w equals adding log(w) to its logit, so the
