@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import tarfile
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -122,7 +123,10 @@ class MusicDataModule(L.LightningDataModule):
             shuffle_buffer=self.hparams.shuffle_buffer,
         )
         loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-        return loader.with_epoch(batches)
+        # The length lets Lightning place end-of-epoch validation; with_epoch makes it true.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*with_length\(\) only sets")
+            return loader.with_epoch(batches).with_length(batches)
 
     def _eval_loader(self, split: str) -> wds.WebLoader:
         rank, world_size = self._world()

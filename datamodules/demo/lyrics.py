@@ -13,7 +13,7 @@ LINE_TEMPLATES: tuple[str, ...] = (
     "take me back to {place}",
     "every {noun} is {adj} now",
     "you {verb} and I {verb2}",
-    "all the {adj} {noun}s calling me",
+    "all the {adj} {nouns} calling me",
     "down in {place} we {verb}",
     "{verb} {verb2}, the {noun} knows",
     "so {adj}, so {adj2}, my {noun}",
@@ -22,14 +22,27 @@ LINE_TEMPLATES: tuple[str, ...] = (
 HOOK_TEMPLATES: tuple[str, ...] = (
     "oh {adj} {noun}, {verb} with me",
     "{verb}, {verb}, {adj} {noun}",
-    "we are the {adj} {noun}s",
-    "till the {noun} {verb}s again",
+    "we are the {adj} {nouns}",
+    "till the {noun} {verbs} again",
 )
 
 TITLE_TEMPLATES: tuple[str, ...] = ("{Adj} {Noun}", "{Noun}", "{Verb} {Place}", "The {Adj} {Noun}", "{Noun} of {Place}")
 
-FIRST_NAMES: tuple[str, ...] = ("Ada", "Ben", "Cleo", "Dev", "Elin", "Finn", "Gia", "Hugo", "Iris", "Jonas", "Kai", "Lena")
+FIRST_NAMES: tuple[str, ...] = (
+    "Ada", "Ben", "Cleo", "Dev", "Elin", "Finn", "Gia", "Hugo", "Iris", "Jonas", "Kai", "Lena",
+)
 LAST_NAMES: tuple[str, ...] = ("Marsh", "Nolan", "Okafor", "Park", "Quist", "Reyes", "Sato", "Tan", "Ueda", "Vance")
+
+
+def _add_s(word: str) -> str:
+    """Plural noun or third-person verb: 'rain' → 'rains', 'crush' → 'crushes', 'fury' → 'furies'."""
+    if word.endswith("s"):
+        return word
+    if word.endswith(("sh", "ch", "x", "z")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
 
 
 def _fill(template: str, vocabulary: Vocabulary, rng: np.random.Generator) -> str:
@@ -44,6 +57,7 @@ def _fill(template: str, vocabulary: Vocabulary, rng: np.random.Generator) -> st
         "adj2": pick(vocabulary.adjectives),
         "place": pick(vocabulary.places),
     }
+    words.update(nouns=_add_s(words["noun"]), verbs=_add_s(words["verb"]))
     words.update({key.capitalize(): value.title() for key, value in words.items()})
     return template.format(**words)
 
@@ -76,4 +90,4 @@ def write_artist_name(style: Style | str, rng: np.random.Generator) -> str:
     if rng.random() < 0.3:
         return f"{FIRST_NAMES[rng.integers(len(FIRST_NAMES))]} {LAST_NAMES[rng.integers(len(LAST_NAMES))]}"
     first, second = rng.choice(len(style.artist_words), 2, replace=False)
-    return f"The {style.artist_words[first]} {style.artist_words[second]}s"
+    return f"The {style.artist_words[first]} {_add_s(style.artist_words[second])}"

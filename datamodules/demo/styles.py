@@ -187,7 +187,7 @@ STYLES: tuple[Style, ...] = (
         comp_pattern="..x..x.x..x..x..", bass_pattern="r..r..o.r.f..r..",
         density=2.0, register=67, swing=0.12, velocity=100, legato=0.4, energy=0.8, valence=0.8,
         vocabulary=Vocabulary(
-            ("groove", "boogie", "soul", "rhythm", "feet", "bassline", "horn", "saturday"),
+            ("groove", "boogie", "soul", "rhythm", "dancing shoes", "bassline", "horn", "saturday"),
             ("move", "groove", "slide", "funk", "shake", "strut"),
             ("funky", "smooth", "groovy", "tight", "hot", "fresh"),
             ("the disco", "the block party", "downtown", "the soul club", "the dance hall"),
