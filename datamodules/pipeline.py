@@ -34,7 +34,12 @@ class SkipCounter:
     counts: Counter = field(default_factory=Counter)
 
     def handler(self, error: Exception) -> bool:
-        """Webdataset exception handler: count the error (a broken tar member, say) and go on."""
+        """Webdataset exception handler: count the error (a broken tar member, say) and go on.
+
+        A shard that vanished cannot be skipped: with resampling the stream would spin forever.
+        """
+        if isinstance(error, FileNotFoundError):
+            raise error
         self.counts[f"unreadable shard data ({type(error).__name__})"] += 1
         log.warning("skipping unreadable shard data: %s", error)
         return True

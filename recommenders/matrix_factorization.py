@@ -9,12 +9,13 @@ user_factors @ song_factors.T. Songs without a training interaction get no meani
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Self
+from typing import Literal, Self
 
 import implicit.als
 import implicit.bpr
 import implicit.gpu
 import numpy as np
+import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -22,10 +23,26 @@ from datamodules.interactions import InteractionData
 from recommenders.base import Recommender, trained_songs
 
 
+Weighting = Literal["binary", "log", "raw"]
+
+
+def weighted_interactions(train: sp.csr_matrix, weighting: Weighting) -> sp.csr_matrix:
+    """Play counts span orders of magnitude; raw counts let a few heavy plays swamp the fit.
+
+    `binary` treats every interaction as 1 (the RecBole protocol), `log` uses 1 + log(w).
+    """
+    matrix = train.astype(np.float32).tocsr()
+    if weighting == "binary":
+        matrix.data[:] = 1.0
+    elif weighting == "log":
+        matrix.data = 1.0 + np.log(np.maximum(matrix.data, 1.0))
+    return matrix
+
+
 class _ImplicitRecommender(Recommender):
     """Fits an implicit model on `data.train` and scores with its factors in torch."""
 
-    def __init__(self, use_gpu: bool, num_threads: int, seed: int) -> None:
+    def __init__(self, use_gpu: bool, num_threads: int, seed: int, weighting: Weighting = "log") -> None:
         if use_gpu and not implicit.gpu.HAS_CUDA:
             raise RuntimeError(
                 f"{type(self).__name__}(use_gpu=True): this implicit build has no CUDA support "
@@ -34,6 +51,7 @@ class _ImplicitRecommender(Recommender):
         self.use_gpu = use_gpu
         self.num_threads = num_threads
         self.seed = seed
+        self.weighting = weighting
         self._user_factors: torch.Tensor | None = None
         self._item_factors: torch.Tensor | None = None
         self._unrankable: torch.Tensor | None = None
@@ -46,7 +64,7 @@ class _ImplicitRecommender(Recommender):
         # implicit parallelises itself; a multithreaded BLAS underneath only slows it down.
         with threadpool_limits(1, "blas"):
             model = self._model()
-            model.fit(data.train.astype(np.float32).tocsr(), show_progress=False)
+            model.fit(weighted_interactions(data.train, self.weighting), show_progress=False)
         if self.use_gpu:
             model = model.to_cpu()
         self._user_factors = torch.from_numpy(np.ascontiguousarray(model.user_factors, dtype=np.float32))
@@ -70,6 +88,7 @@ class ALSRecommender(_ImplicitRecommender):
         alpha: Confidence scaling: an interaction of weight w gets confidence alpha * w
             (implicit's convention, where the paper has 1 + alpha * w).
         iterations: ALS sweeps.
+        weighting: How play counts become confidences: `binary`, `log` (1 + log w) or `raw`.
         use_gpu: Fit with implicit's CUDA build (fails clearly when it has none).
         num_threads: Fitting threads; 0 uses every core. Results do not depend on it.
         seed: Seed of the initial factors.
@@ -83,11 +102,12 @@ class ALSRecommender(_ImplicitRecommender):
         regularization: float = 0.01,
         alpha: float = 1.0,
         iterations: int = 15,
+        weighting: Weighting = "log",
         use_gpu: bool = False,
         num_threads: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__(use_gpu, num_threads, seed)
+        super().__init__(use_gpu, num_threads, seed, weighting)
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
