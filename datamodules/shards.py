@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import pandas as pd
 import webdataset as wds
 from tqdm import tqdm
 
-from datamodules.audio import SAMPLE_RATE, encode_flac
+from datamodules.audio import SAMPLE_RATE, decode_audio_bytes, encode_flac
 from datamodules.dataset import SPLIT_NAMES, write_json_atomic
 from datamodules.report import PrepareReport
 
@@ -163,3 +163,19 @@ def read_index(root: str | Path) -> dict:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
         raise FileNotFoundError(f"{path}: missing or malformed shard index ({error})") from error
     return index
+
+
+def iter_shard_songs(root: str | Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(song index, full waveform) for every decodable song in every shard of the dataset."""
+    root = Path(root)
+    index = read_index(root)
+    urls = [str(root / SHARDS_DIR / e["url"]) for entries in index["splits"].values() for e in entries if e["count"]]
+    skipped = 0
+    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=wds.warn_and_continue):
+        try:
+            yield int(json.loads(sample["json"])["song_index"]), decode_audio_bytes(sample["flac"])
+        except Exception as error:  # a corrupt member must not stop the whole evaluation
+            skipped += 1
+            log.warning("%s: skipping sample %s (%s)", root, sample.get("__key__"), error)
+    if skipped:
+        log.warning("%s: %d song(s) could not be decoded and have no audio embedding", root, skipped)

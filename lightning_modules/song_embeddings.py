@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -12,32 +10,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-import webdataset as wds
 from tqdm.auto import tqdm
 
-from datamodules.audio import decode_audio_bytes
-from datamodules.shards import SHARDS_DIR, read_index
+from datamodules.shards import SHARDS_DIR, iter_shard_songs
 from lightning_modules.simsong import SimSongModule
 
 log = logging.getLogger(__name__)
 
 Fuse = Literal["audio", "lyrics", "both"]
-
-
-def iter_shard_songs(root: str | Path) -> Iterator[tuple[int, np.ndarray]]:
-    """(song index, full waveform) for every decodable song in every shard of the dataset."""
-    root = Path(root)
-    index = read_index(root)
-    urls = [str(root / SHARDS_DIR / e["url"]) for entries in index["splits"].values() for e in entries if e["count"]]
-    skipped = 0
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=wds.warn_and_continue):
-        try:
-            yield int(json.loads(sample["json"])["song_index"]), decode_audio_bytes(sample["flac"])
-        except Exception as error:  # a corrupt member must not stop the whole evaluation
-            skipped += 1
-            log.warning("%s: skipping sample %s (%s)", root, sample.get("__key__"), error)
-    if skipped:
-        log.warning("%s: %d song(s) could not be decoded and have no audio embedding", root, skipped)
 
 
 def _segments(wave: np.ndarray, length: int) -> torch.Tensor:
