@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from datamodules.music import MusicDataModule
-from lightning_modules.cli import find_config
+from configs import find_config
 from lightning_modules.simsong import SimSongModule
 
 

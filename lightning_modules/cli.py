@@ -10,30 +10,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-
-log = logging.getLogger(__name__)
-
-
-def resolve_config_args(argv: list[str]) -> list[str]:
-    """Let `--config wns.yaml` and `--config trainer/gpu.yaml` name files in `configs/`."""
-    resolved = list(argv)
-    for i, arg in enumerate(resolved):
-        if arg == "--config" and i + 1 < len(resolved):
-            resolved[i + 1] = str(find_config(resolved[i + 1]))
-        elif arg.startswith("--config="):
-            resolved[i] = "--config=" + str(find_config(arg.split("=", 1)[1]))
-    return resolved
-
-
-def find_config(name: str) -> Path:
-    path = Path(name)
-    if path.exists():
-        return path
-    if (CONFIG_DIR / path).exists():
-        return CONFIG_DIR / path
-    raise FileNotFoundError(f"config {name!r} not found here or in {CONFIG_DIR}")
-
+from configs import find_config, resolve_config_args  # noqa: F401  (re-exported for the entry points)
 
 def default_wandb_offline() -> None:
     """W&B runs offline unless the user has configured it (key in the environment or `wandb login`)."""

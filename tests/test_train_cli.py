@@ -40,7 +40,7 @@ def test_resume_from_last_continues_at_the_right_step(tiny_dataset, tmp_path):
 
 
 def test_overrides_after_config_win_and_unknown_configs_are_named(tiny_dataset, tmp_path):
-    from lightning_modules.cli import resolve_config_args
+    from configs import resolve_config_args
 
     assert resolve_config_args(["--config", "trainer/gpu.yaml"])[1] == str(REPO / "configs" / "trainer" / "gpu.yaml")
     with pytest.raises(FileNotFoundError, match="nope.yaml"):

@@ -1,0 +1,139 @@
+"""Prompts from histories: the user's style, tempo, key and songs; templates; model limits cut at word boundaries."""
+
+import json
+import logging
+from collections import Counter
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from datamodules.demo import build_demo_world, get_style
+from datamodules.interactions import InteractionData
+from generative import load_config
+from generative.prompts import (
+    SUNO_V4_LIMITS,
+    SUNO_V45_LIMITS,
+    FieldLimits,
+    PromptConfig,
+    build_prompt,
+    cut_at_word,
+    load_song_features,
+    model_limits,
+    render_template,
+    taste_profile,
+)
+
+PROMPTS = load_config().prompts  # the templates of configs/generate.yaml
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> tuple[InteractionData, pd.DataFrame]:
+    root = tmp_path_factory.mktemp("prompts") / "world"
+    build_demo_world(root, scale=0.1, song_seconds=1.0, workers=1)
+    return InteractionData.load(root), load_song_features(root)
+
+
+def plays(data: InteractionData, user: int) -> dict[int, float]:
+    row = data.train[user]
+    return dict(zip(row.indices.tolist(), row.data.tolist()))
+
+
+def dominant_style(data: InteractionData, features: pd.DataFrame, user: int) -> str:
+    styles: Counter = Counter()
+    for song, weight in plays(data, user).items():
+        styles[features.loc[data.catalog["song_id"].iat[song], "style"]] += weight
+    return styles.most_common(1)[0][0]
+
+
+def test_profile_follows_the_users_most_played_style(world):
+    data, features = world
+    for user in range(8):
+        profile = taste_profile(data, user, features, PROMPTS)
+        style = get_style(dominant_style(data, features, user))
+        assert profile.genres[0] == style.genre and profile.moods[0] == style.mood
+        tempi = [features.loc[data.catalog["song_id"].iat[s], "tempo"] for s in plays(data, user)]
+        assert min(tempi) <= profile.tempo <= max(tempi)
+        assert profile.key.split()[1] in {"major", "minor", "dorian", "mixolydian", "phrygian"}
+
+
+def test_references_are_the_most_played_then_the_latest_songs(world):
+    data, features = world
+    user = 0
+    profile = taste_profile(data, user, features, replace(PROMPTS, n_references=3))
+    weight = plays(data, user)
+    history = data.histories[user]
+    name = lambda s: f"{data.catalog['artist'].iat[s]} – {data.catalog['title'].iat[s]}"  # noqa: E731
+    top = max(weight.values())
+    assert profile.references[0] in {name(s) for s, w in weight.items() if w == top}
+    assert name(history[-1]) in profile.references and len(profile.references) == 3
+
+
+def test_templates_fill_the_prompt_fields(world):
+    data, features = world
+    config = PROMPTS
+    profile = taste_profile(data, 1, features, config)
+    prompt = build_prompt(profile, config, FieldLimits(), seed=0)
+    assert prompt.style.startswith(profile.genres[0])
+    assert f"{profile.tempo} BPM" in prompt.style and profile.key in prompt.style
+    assert prompt.description.startswith(", ".join(profile.moods))
+    assert prompt.title == f"{profile.vocabulary['adjectives'][0]} {profile.vocabulary['nouns'][0]}".title()
+    assert prompt.lyrics.startswith("[Verse]\n") and "[Chorus]" in prompt.lyrics
+    history_words = " ".join(data.catalog["lyrics"].iloc[data.histories[1]]).lower()
+    assert all(noun in history_words for noun in profile.vocabulary["nouns"])
+    assert prompt.truncated == {}
+    assert build_prompt(profile, config, FieldLimits(), seed=0) == prompt  # seeded
+
+
+def test_empty_template_parts_are_left_out():
+    values = {"tags": "folk", "bpm": "", "key": "G major"}
+    assert render_template(["{tags}", "{bpm} BPM", "{key}"], values) == "folk, G major"
+    with pytest.raises(KeyError, match="nope"):
+        render_template("{nope}", values)
+
+
+def test_model_limits_by_suno_version():
+    assert model_limits("suno", "chirp-v3-5") == SUNO_V4_LIMITS == model_limits("suno", "chirp-v4")
+    for model in ("chirp-v4-5", "chirp-v4-5-plus", "chirp-v5", "chirp-auk"):
+        assert model_limits("suno", model) == SUNO_V45_LIMITS
+    assert (SUNO_V4_LIMITS.style, SUNO_V4_LIMITS.lyrics, SUNO_V4_LIMITS.title) == (200, 3000, 80)
+    assert (SUNO_V45_LIMITS.style, SUNO_V45_LIMITS.lyrics, SUNO_V45_LIMITS.title) == (1000, 5000, 100)
+    assert model_limits("local", "simsong-local-composer") == FieldLimits()
+
+
+def test_v4_cuts_long_fields_at_word_boundaries_and_v45_keeps_them(world, caplog):
+    data, features = world
+    config = PromptConfig(
+        style="{tags}, " + "warm analog tape hiss, " * 15,  # ~350 characters
+        title=" ".join(["home"] * 18),  # 89 characters
+        description="{theme}",
+        lyrics="[Verse]\n{verse}\n" + "la la la la la la la la\n" * 150,  # ~3600
+    )
+    profile = taste_profile(data, 2, features, config)
+    full = build_prompt(profile, config, FieldLimits())
+    with caplog.at_level(logging.WARNING, logger="generative.prompts"):
+        v4 = build_prompt(profile, config, model_limits("suno", "chirp-v4"))
+    v45 = build_prompt(profile, config, model_limits("suno", "chirp-v4-5"))
+    assert set(v4.truncated) == {"style", "title", "lyrics"} and v45.truncated == {}
+    assert (v45.style, v45.title, v45.lyrics) == (full.style, full.title, full.lyrics)
+    for name, limit in (("style", 200), ("title", 80), ("lyrics", 3000)):
+        cut, original = getattr(v4, name), getattr(full, name)
+        assert len(cut) <= limit and original.startswith(cut)
+        assert original[len(cut)] in " ,\n" and not cut.endswith((" ", ","))  # ends at a whole word
+        assert v4.truncated[name] == {"chars": len(original), "limit": limit, "kept": len(cut)}
+        assert f"prompt {name} cut from {len(original)}" in caplog.text
+    assert v4.lyrics.endswith("la")  # lyrics end at a line
+
+
+def test_cut_at_word_edge_cases():
+    assert cut_at_word("short", 10) == "short"
+    assert cut_at_word("one two three", 8) == "one two"
+    assert cut_at_word("x" * 20, 5) == "xxxxx"  # no boundary: hard cut
+    assert cut_at_word("line one\nline two", 12, prefer_lines=True) == "line one"
+
+
+def test_prompt_round_trips_through_json(world):
+    data, features = world
+    config = PROMPTS
+    prompt = build_prompt(taste_profile(data, 3, features, config), config, SUNO_V4_LIMITS)
+    assert type(prompt).from_dict(json.loads(json.dumps(prompt.to_dict()))) == prompt
