@@ -49,15 +49,15 @@ class SimSongCLI(LightningCLI):
                 CSVLogger(run_dir, name="csv", version=""),
                 WandbLogger(name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir),
             ]
-        checkpoint = ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="best-{epoch}-{step}",
-            monitor=self.config.monitor,
-            mode="max",
-            save_last=True,
+        best = ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}", monitor=self.config.monitor, mode="max"
+        )
+        # Lightning only refreshes `save_last` when a best checkpoint is written; resuming needs every epoch.
+        last = ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1, enable_version_counter=False
         )
         extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
-        callbacks = list(config.get("callbacks") or []) + extra + [checkpoint]
+        callbacks = list(config.get("callbacks") or []) + extra + [best, last]
         if kwargs.get("logger", config.get("logger")) not in (False, None, []):
             callbacks.append(LearningRateMonitor("step"))
         return self.trainer_class(**{**config, **kwargs, "callbacks": callbacks})
