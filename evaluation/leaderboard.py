@@ -1,0 +1,506 @@
+"""The leaderboard: every recommender ranked on one dataset's test split, warm and cold songs apart.
+
+`Leaderboard.run` goes through stages, each a plain function, so that a later stage (the taste
+scores of generated songs, say) can sit between evaluation and reporting:
+
+1. fit: baselines, content models (one per SimSong checkpoint) and hybrids, every one through
+   `training_only(data)`, so any use of validation or test interactions while fitting raises;
+2. `evaluate_models`: the test split, warm and cold slices → leaderboard rows;
+3. (a later stage adds entries to each row's "metrics" and "ci95", or adds rows: every writer
+   takes its columns from the rows themselves);
+4. `write_reports`: leaderboard.{json,csv,md} and run.json; plots; `log_to_wandb`.
+
+Row contract of leaderboard.json (other tools read it), a list of::
+
+    {"model": str, "slice": "warm" | "cold", "n_users": int,
+     "metrics": {"recall@10": float, "precision@10": float, "ndcg@10": float, ...},
+     "ci95": {"recall@10": [lo, hi], ...},
+     "note": str}            # only on rows that hold no numbers
+
+A row with a note has empty metrics and ci95 and n_users 0: the model cannot rank the slice
+(collaborative filtering on cold-start songs), the slice has no test user, or the model was
+skipped. NaN is written as null; floats are rounded to 6 decimals and keys sorted, so the same
+seed gives a byte-identical file. Run metadata (paths, time, timings) goes to run.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+
+from datamodules.interactions import InteractionData
+from datamodules.music import resolve_data_root
+from datamodules.shards import SHARDS_DIR
+from evaluation import plots
+from evaluation.evaluator import evaluate_scorer
+from evaluation.metrics import METRIC_NAMES, metric_keys
+from recommenders.base import Recommender, training_only
+from recommenders.embedding import EmbeddingRecommender
+from recommenders.hybrid import HybridRecommender
+
+log = logging.getLogger(__name__)
+
+SLICES = ("warm", "cold")
+CANNOT_RANK_COLD = "cannot rank cold-start songs: no training interactions"
+DECIMALS = 6
+
+
+@dataclass
+class HybridConfig:
+    """A hybrid of one baseline and each content model (fused per user; warm songs from both, cold from content).
+
+    Args:
+        enabled: Add one hybrid per content model.
+        base: Name of the baseline to fuse with (e.g. "als").
+        fusion: "rrf" (reciprocal rank fusion) or "zscore".
+        rrf_k: The k of reciprocal rank fusion.
+        weights: Weights of [base, content model]; empty = equal.
+    """
+
+    enabled: bool = True
+    base: str = "als"
+    fusion: Literal["rrf", "zscore"] = "rrf"
+    rrf_k: float = 60.0
+    weights: list[float] | None = None
+
+
+@dataclass
+class FittedModels:
+    """What the fitting stage hands on: models in leaderboard order and what it learnt on the way."""
+
+    models: dict[str, Recommender] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """What a run wrote: the sorted rows, the Markdown table, the folder and its files."""
+
+    rows: list[dict]
+    markdown: str
+    out: Path
+    files: list[Path]
+
+
+class Leaderboard:
+    """Fit the baselines, load the content checkpoints, rank every model on the test split, write reports.
+
+    Args:
+        baselines: Recommenders fitted on the training split (`class_path`/`init_args` in YAML).
+        run_dirs: Training runs searched for checkpoints when none is given: in each, the newest
+            `checkpoints/best-*.ckpt`, else `checkpoints/last.ckpt`.
+        fuse: Content models embed a song from its `audio`, its `lyrics`, or `both`. On a dataset
+            without audio shards, content models run only with `lyrics`.
+        hybrid: A hybrid of one baseline and each content model.
+        ks: Cut-offs K.
+        primary_metric: Sorts the leaderboard, best first within each slice.
+        report_metrics: Columns of the Markdown table and panels of metrics_ci.png.
+        n_bootstrap: Bootstrap resamples of the 95% confidence intervals (0: none).
+        seed: Seed of the bootstrap, the embedding map and torch.
+        device: Where content models run their encoders: "auto" (CUDA when available), "cpu", "cuda".
+        embedding_map: Projection of embedding_map.png: "pca" or "tsne".
+        wandb: Log the table and the plots to W&B (offline unless W&B is configured).
+        wandb_project: W&B project.
+        show_progress: Progress bars while embedding and evaluating.
+    """
+
+    def __init__(
+        self,
+        baselines: list[Recommender],
+        run_dirs: list[str] = ["runs/simsong-wns", "runs/simsong-ns"],
+        fuse: Literal["audio", "lyrics", "both"] = "both",
+        hybrid: HybridConfig = HybridConfig(),
+        ks: list[int] = [5, 10, 20, 50],
+        primary_metric: str = "ndcg@10",
+        report_metrics: list[str] = ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "coverage@10"],
+        n_bootstrap: int = 1000,
+        seed: int = 0,
+        device: str = "auto",
+        embedding_map: Literal["pca", "tsne"] = "pca",
+        wandb: bool = True,
+        wandb_project: str = "simsong",
+        show_progress: bool = True,
+    ) -> None:
+        self.baselines = list(baselines)
+        self.run_dirs = [Path(d) for d in run_dirs]
+        self.fuse, self.hybrid = fuse, hybrid
+        self.ks = sorted({int(k) for k in ks})
+        self.primary_metric, self.report_metrics = primary_metric, list(report_metrics)
+        self.n_bootstrap, self.seed = n_bootstrap, seed
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.embedding_map, self.use_wandb, self.wandb_project = embedding_map, wandb, wandb_project
+        self.show_progress = show_progress
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        known = set(metric_keys(self.ks)) | {f"coverage@{k}" for k in self.ks}
+        for name, keys in (("primary_metric", [self.primary_metric]), ("report_metrics", self.report_metrics)):
+            unknown = [key for key in keys if key not in known]
+            if unknown:
+                raise ValueError(
+                    f"Leaderboard: {name} has {unknown}; expected <metric>@<K> with metric in "
+                    f"{list(METRIC_NAMES) + ['coverage']} and K in ks={self.ks}"
+                )
+        names = [b.name for b in self.baselines]
+        if self.hybrid.enabled and self.hybrid.base not in names:
+            raise ValueError(f"Leaderboard: hybrid.base={self.hybrid.base!r} names no baseline; baselines: {names}")
+
+    def run(
+        self, data_root: str | Path | None = None, out: str | Path | None = None,
+        checkpoints: Sequence[str | Path] | None = None,
+    ) -> Report:
+        """Evaluate on `data_root` (default: the demo world) and write reports to `out` (default `reports/<dataset>`).
+
+        Without `checkpoints`, the latest checkpoint of each of `run_dirs` is used.
+        """
+        started, clock = datetime.now(timezone.utc), time.perf_counter()
+        L.seed_everything(self.seed, verbose=False)
+        root = resolve_data_root(data_root)
+        data = InteractionData.load(root)
+        out = Path(out) if out else Path("reports") / root.resolve().name
+        discovered = checkpoints is None
+        checkpoints = find_checkpoints(self.run_dirs) if discovered else [Path(c) for c in checkpoints]
+        fitted = self.fit(data, checkpoints, discovered)
+        rows, eval_seconds = evaluate_models(
+            fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress
+        )
+        rows += [note_row(name, s, f"skipped: {why}") for name, why in fitted.skipped.items() for s in SLICES]
+        rows = sort_rows(rows, self.primary_metric)
+        title = f"Leaderboard: {root.resolve().name} (test split, sorted by {self.primary_metric})"
+        report = write_reports(rows, out, self.primary_metric, self.report_metrics, title)
+        notes = list(f"{name} skipped: {why}" for name, why in fitted.skipped.items())
+        report.files += self.plots(rows, fitted, data, out, notes)
+        wandb_dir = self.log_to_wandb(report, root) if self.use_wandb else None
+        timings = {name: {"fit_s": round(fitted.seconds.get(name, 0.0), 3), "eval_s": round(s, 3)}
+                   for name, s in eval_seconds.items()}
+        meta = {
+            "dataset": str(root.resolve()), "out": str(out.resolve()), "started": started.isoformat(),
+            "seconds": round(time.perf_counter() - clock, 3), "checkpoints": fitted.checkpoints,
+            "notes": notes, "timings": timings, "wandb": wandb_dir, "settings": self.settings(),
+            "files": sorted(p.name for p in report.files),
+        }
+        (out / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        report.files.append(out / "run.json")
+        return report
+
+    # ---- stage 1: fit ---------------------------------------------------------------------
+    def fit(self, data: InteractionData, checkpoints: Sequence[Path], discovered: bool = False) -> FittedModels:
+        """Baselines, then content models, then hybrids; all fitted through `training_only(data)`.
+
+        With `discovered`, a checkpoint that a running training has replaced since it was found
+        is swapped for that run's latest one.
+        """
+        fitted = FittedModels()
+        train = training_only(data)
+        for baseline in self.baselines:
+            name = unique_name(baseline.name, fitted.models)
+            baseline.name = name
+            fitted.models[name] = _timed_fit(baseline, train, fitted.seconds)
+        for checkpoint in checkpoints:
+            if discovered and not Path(checkpoint).is_file():
+                newer = latest_checkpoint(Path(checkpoint).parents[1])
+                log.warning("%s was replaced while evaluating; using %s", checkpoint, newer)
+                checkpoint = newer or checkpoint
+            self._fit_content(Path(checkpoint), train, fitted)
+        if self.hybrid.enabled:
+            base = fitted.models[self.hybrid.base]
+            for name in list(fitted.embeddings):
+                hybrid = HybridRecommender(
+                    [base, fitted.models[name]], self.hybrid.fusion, self.hybrid.weights, self.hybrid.rrf_k,
+                    fit_components=False,
+                )
+                hybrid.name = unique_name(f"{base.name}+{name}", fitted.models)
+                fitted.models[hybrid.name] = _timed_fit(hybrid, train, fitted.seconds)
+        return fitted
+
+    def _fit_content(self, checkpoint: Path, train: InteractionData, fitted: FittedModels) -> None:
+        """A content model from a checkpoint; its song embeddings are kept for the embedding map."""
+        name = unique_name(run_name_of(checkpoint), fitted.models, suffix=checkpoint.stem)
+        fitted.checkpoints[name] = str(checkpoint)
+        reason = content_unavailable(train, self.fuse)
+        if reason:
+            log.warning("%s (%s) skipped: %s", name, checkpoint, reason)
+            fitted.skipped[name] = reason
+            return
+        clock = time.perf_counter()
+        embeddings = content_embeddings(checkpoint, train, self.fuse, self.device, name)
+        model = EmbeddingRecommender(embeddings)  # a ContentRecommender whose embeddings are already computed
+        model.name = name
+        fitted.models[name] = model.fit(train)
+        fitted.embeddings[name] = embeddings
+        fitted.seconds[name] = time.perf_counter() - clock
+
+    # ---- stage 4: report ------------------------------------------------------------------
+    def plots(
+        self, rows: list[dict], fitted: FittedModels, data: InteractionData, out: Path, notes: list[str]
+    ) -> list[Path]:
+        """recall_at_k.png, metrics_ci.png and (with a content model) embedding_map.png; a skipped plot adds a note."""
+        files = [
+            plots.recall_at_k(rows, self.ks, out / "recall_at_k.png"),
+            plots.metrics_ci(rows, [m for m in self.report_metrics if _has_ci(rows, m)], out / "metrics_ci.png"),
+        ]
+        if not fitted.embeddings:
+            notes.append("embedding_map.png not drawn: no content model")
+            log.info("embedding_map.png not drawn: no content model was evaluated")
+            return files
+        name, embeddings = next(iter(fitted.embeddings.items()))
+        tags = [list(t)[0] if t is not None and len(t) else "untagged" for t in data.catalog["tags"]]
+        cold = np.zeros(data.n_songs, dtype=bool)
+        cold[data.cold_songs] = True
+        title = f"{name}: song embeddings ({self.embedding_map}), coloured by first tag"
+        files.append(plots.embedding_map(embeddings, tags, cold, out / "embedding_map.png", title,
+                                         self.embedding_map, self.seed))
+        return files
+
+    def log_to_wandb(self, report: Report, root: Path) -> str:
+        """The leaderboard as a `wandb.Table`, the plots as `wandb.Image`s, report metrics in the summary."""
+        import wandb
+
+        from lightning_modules.cli import default_wandb_offline
+
+        default_wandb_offline()
+        run = wandb.init(
+            project=self.wandb_project, name=f"eval-{root.resolve().name}", job_type="evaluate",
+            dir=str(report.out), config={"dataset": str(root.resolve()), **self.settings()},
+        )
+        try:
+            columns = ["model", "slice", "n_users", "note", *metric_columns(report.rows)]
+            table = wandb.Table(columns=columns, data=[_flat(row, columns) for row in report.rows])
+            images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
+            run.log({"leaderboard": table, **images})
+            for row in report.rows:
+                for metric in self.report_metrics:
+                    if row["metrics"].get(metric) is not None:
+                        run.summary[f"{row['model']}/{row['slice']}/{metric}"] = row["metrics"][metric]
+            return str(Path(run.dir).parent)
+        finally:
+            run.finish()
+
+    def settings(self) -> dict:
+        """The settings as plain values, for run.json and the W&B config."""
+        return {
+            "baselines": [f"{type(b).__module__}.{type(b).__name__} ({b.name})" for b in self.baselines],
+            "fuse": self.fuse, "hybrid": asdict(self.hybrid), "ks": self.ks, "primary_metric": self.primary_metric,
+            "report_metrics": self.report_metrics, "n_bootstrap": self.n_bootstrap, "seed": self.seed,
+            "device": self.device, "run_dirs": [str(d) for d in self.run_dirs],
+        }
+
+
+# ---- checkpoints and content models -------------------------------------------------------
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest `best-*.ckpt` of a run, else its `last.ckpt`, else None."""
+    folder = Path(run_dir) / "checkpoints"
+    best = sorted(folder.glob("best-*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name))
+    if best:
+        return best[-1]
+    last = folder / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def find_checkpoints(run_dirs: Sequence[str | Path]) -> list[Path]:
+    """The latest checkpoint of each run folder that has one; says which it uses."""
+    found = []
+    for run_dir in run_dirs:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            log.warning("%s: no checkpoints/best-*.ckpt or checkpoints/last.ckpt; no content model from it", run_dir)
+        else:
+            log.info("using %s for %s", checkpoint, run_name_of(checkpoint))
+            found.append(checkpoint)
+    return found
+
+
+def run_name_of(checkpoint: str | Path) -> str:
+    from recommenders.content import run_name_of as name_of  # imports the model code only when needed
+
+    return name_of(checkpoint)
+
+
+def content_unavailable(data: InteractionData, fuse: str) -> str | None:
+    """Why content models cannot run on this dataset with this `fuse`, or None when they can."""
+    has_lyrics = bool(data.catalog["lyrics"].fillna("").astype(str).str.strip().ne("").any())
+    if data.root is None:
+        return "the interactions were not loaded from a dataset folder"
+    if fuse == "lyrics":
+        return None if has_lyrics else "fuse is 'lyrics' but the catalog has no lyrics"
+    if not (Path(data.root) / SHARDS_DIR / "index.json").exists():
+        hint = "set fuse: lyrics to rank by lyrics alone" if has_lyrics else "and the catalog has no lyrics either"
+        return f"the dataset has no audio shards and fuse is {fuse!r}; {hint}"
+    return None
+
+
+def content_embeddings(checkpoint: Path, data: InteractionData, fuse: str, device: str, name: str) -> np.ndarray:
+    """[n_songs, D] song embeddings of a SimSong checkpoint (the slow part, done once per model)."""
+    from recommenders.content import ContentRecommender
+
+    log.info("%s: embedding %d songs with %s (%s, %s)", name, data.n_songs, checkpoint, fuse, device)
+    return ContentRecommender(str(checkpoint), fuse=fuse, name=name, device=device).song_embeddings_for(data)
+
+
+def unique_name(name: str, taken: dict, suffix: str | None = None) -> str:
+    """`name`, or `name:suffix` / `name-2`, ... when a model already has it."""
+    if name not in taken:
+        return name
+    if suffix and f"{name}:{suffix}" not in taken:
+        return f"{name}:{suffix}"
+    n = 2
+    while f"{name}-{n}" in taken:
+        n += 1
+    return f"{name}-{n}"
+
+
+def _timed_fit(model: Recommender, data: InteractionData, seconds: dict[str, float]) -> Recommender:
+    clock = time.perf_counter()
+    log.info("fitting %s", model.name)
+    model.fit(data)
+    seconds[model.name] = time.perf_counter() - clock
+    return model
+
+
+# ---- stage 2: evaluate --------------------------------------------------------------------
+def evaluate_models(
+    models: dict[str, Recommender], data: InteractionData, ks: Sequence[int], n_bootstrap: int, seed: int,
+    show_progress: bool = True,
+) -> tuple[list[dict], dict[str, float]]:
+    """One row per model and slice on the test split, and each model's evaluation seconds."""
+    rows, seconds = [], {}
+    for name, model in models.items():
+        clock = time.perf_counter()
+        for slice_name in SLICES:
+            if slice_name == "cold" and len(data.cold_songs) == 0:
+                rows.append(note_row(name, slice_name, "the dataset has no cold-start songs"))
+            elif slice_name == "cold" and not model.can_rank_cold:
+                rows.append(note_row(name, slice_name, CANNOT_RANK_COLD))
+            else:
+                result = evaluate_scorer(
+                    model.score, data, "test", slice_name, ks, n_bootstrap=n_bootstrap, seed=seed,
+                    model=name, show_progress=show_progress,
+                )
+                rows.append(result_row(result) if result.n_users else
+                            note_row(name, slice_name, f"no test user has a {slice_name} song"))
+        seconds[name] = time.perf_counter() - clock
+    return rows, seconds
+
+
+def result_row(result) -> dict:
+    """A leaderboard row from an `evaluation.evaluator.SliceResult`."""
+    return {
+        "model": result.model,
+        "slice": result.slice,
+        "n_users": int(result.n_users),
+        "metrics": {key: _number(value) for key, value in result.metrics.items()},
+        "ci95": {key: [_number(lo), _number(hi)] for key, (lo, hi) in result.ci95.items()},
+    }
+
+
+def note_row(model: str, slice_name: str, note: str) -> dict:
+    """A row that holds no numbers, only why."""
+    return {"model": model, "slice": slice_name, "n_users": 0, "metrics": {}, "ci95": {}, "note": note}
+
+
+def _number(value: float) -> float | None:
+    value = float(value)
+    return round(value, DECIMALS) if math.isfinite(value) else None
+
+
+def sort_rows(rows: Sequence[dict], primary_metric: str) -> list[dict]:
+    """Warm before cold; within a slice best `primary_metric` first, rows without it last, then by name."""
+
+    def key(row: dict) -> tuple:
+        value = row["metrics"].get(primary_metric)
+        order = SLICES.index(row["slice"]) if row["slice"] in SLICES else len(SLICES)
+        return (order, value is None, -(value or 0.0), row["model"])
+
+    return sorted(rows, key=key)
+
+
+# ---- stage 4: write -----------------------------------------------------------------------
+def write_reports(
+    rows: list[dict], out: Path, primary_metric: str, report_metrics: Sequence[str], title: str
+) -> Report:
+    """leaderboard.json (the contract), .csv (flat, CI bounds as `<metric>_lo/_hi`) and .md."""
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(rows, primary_metric, report_metrics, title)
+    files = {"leaderboard.json": to_json(rows), "leaderboard.csv": to_csv(rows), "leaderboard.md": markdown}
+    for name, text in files.items():
+        (out / name).write_text(text)
+    return Report(rows=list(rows), markdown=markdown, out=out, files=[out / name for name in files])
+
+
+def to_json(rows: Sequence[dict]) -> str:
+    return json.dumps(list(rows), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def metric_columns(rows: Sequence[dict]) -> list[str]:
+    """Every metric key of the rows, in first-seen order."""
+    return list(dict.fromkeys(key for row in rows for key in row["metrics"]))
+
+
+def to_csv(rows: Sequence[dict]) -> str:
+    metrics = metric_columns(rows)
+    columns = ["model", "slice", "n_users", "note"]
+    for metric in metrics:
+        columns += [metric] + ([f"{metric}_lo", f"{metric}_hi"] if _has_ci(rows, metric) else [])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if value is None else value for value in _flat(row, columns)])
+    return buffer.getvalue()
+
+
+def _flat(row: dict, columns: Sequence[str]) -> list:
+    values = []
+    for column in columns:
+        if column in ("model", "slice", "n_users", "note"):
+            values.append(row.get(column))
+        elif column.endswith(("_lo", "_hi")) and column[:-3] in row["ci95"]:
+            values.append((row["ci95"][column[:-3]] or [None, None])[column.endswith("_hi")])
+        else:
+            values.append(row["metrics"].get(column))
+    return values
+
+
+def _has_ci(rows: Sequence[dict], metric: str) -> bool:
+    return any(metric in row["ci95"] and None not in row["ci95"][metric] for row in rows)
+
+
+def to_markdown(rows: Sequence[dict], primary_metric: str, report_metrics: Sequence[str], title: str) -> str:
+    """One table per slice, rows in the given order (sort them first), the primary metric's CI beside it."""
+    metrics = list(dict.fromkeys([primary_metric, *report_metrics]))
+    lines = [f"# {title}", ""]
+    for slice_name in dict.fromkeys(row["slice"] for row in rows):
+        chosen = [row for row in rows if row["slice"] == slice_name]
+        header = ["#", "model", *metrics, f"{primary_metric} 95% CI", "users", "note"]
+        lines += [f"## {slice_name} songs", "", _md_row(header), _md_row(["---"] * len(header))]
+        for rank, row in enumerate(chosen, 1):
+            bounds = row["ci95"].get(primary_metric) or [None, None]
+            ci = f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if None not in bounds else "—"
+            cells = [str(rank), row["model"], *(_md_number(row["metrics"].get(m)) for m in metrics), ci,
+                     str(row["n_users"]), row.get("note", "")]
+            lines.append(_md_row(cells))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md_number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"

@@ -1,0 +1,111 @@
+"""`evaluate.py` end to end: a tiny SimSong checkpoint on the tiny dataset, and an interaction-only dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import lightning as L
+import pytest
+
+import evaluate
+from configs import find_config
+from recommenders.base import Recommender
+from tests.conftest import write_tiny_dataset
+from tests.test_encoders import make_tiny_bert
+
+FAST = [  # fewer resamples and cut-offs: the tiny dataset has 12 users
+    "--n_bootstrap", "50", "--show_progress", "false", "--ks", "[5, 10]",
+    "--report_metrics", "[recall@10, ndcg@10]",
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny dataset, a copy without shards, and a run folder holding a tiny SimSong checkpoint."""
+    from lightning_modules.simsong import SimSongModule
+
+    tmp = tmp_path_factory.mktemp("evaluate")
+    root = write_tiny_dataset(tmp / "tiny")
+    no_shards = tmp / "interactions-only"
+    shutil.copytree(root, no_shards, ignore=shutil.ignore_patterns("shards"))
+    L.seed_everything(0)
+    module = SimSongModule(
+        audio_channels=8, audio_layers=2, n_mels=64, embed_dim=32, segment_seconds=1.0,
+        lyrics_model=str(make_tiny_bert(tmp / "bert", n_layers=2)), lyrics_max_length=32,
+    )
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer.strategy.connect(module)
+    checkpoint = tmp / "runs" / "simsong-wns" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    trainer.save_checkpoint(checkpoint)
+    return {"root": root, "no_shards": no_shards, "run_dir": checkpoint.parents[1], "tmp": tmp}
+
+
+def rows_by_key(out: Path) -> dict[tuple[str, str], dict]:
+    return {(r["model"], r["slice"]): r for r in json.loads((out / "leaderboard.json").read_text())}
+
+
+def test_end_to_end_with_a_content_checkpoint(world: dict[str, Path]) -> None:
+    """Checkpoint found in the run folder, content and hybrid ranked warm and cold, W&B run under out."""
+    out = world["tmp"] / "report"
+    report = evaluate.main([
+        "--config", "eval.yaml", "--data.root", str(world["root"]), "--out", str(out),
+        "--run_dirs", f"[{world['run_dir']}]", *FAST,
+    ])
+    expected = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "run.json",
+                "recall_at_k.png", "metrics_ci.png", "embedding_map.png"]
+    assert all((out / name).stat().st_size > 0 for name in expected)
+    rows = rows_by_key(out)
+    for model in ["simsong-wns", "als+simsong-wns"]:
+        for slice_name in ["warm", "cold"]:
+            row = rows[model, slice_name]
+            assert "note" not in row and row["n_users"] > 0 and 0 <= row["metrics"]["ndcg@10"] <= 1
+    assert rows["als", "cold"]["note"].startswith("cannot rank cold-start songs")
+    assert rows["als", "cold"]["metrics"] == {}
+    assert {m for m, _ in rows} >= {"popularity", "random", "als", "bpr", "word2vec", "kmeans", "dbscan"}
+    run = json.loads((out / "run.json").read_text())
+    assert run["checkpoints"] == {"simsong-wns": str(world["run_dir"] / "checkpoints" / "last.ckpt")}
+    assert Path(run["wandb"]).is_relative_to(out.resolve()) and list(Path(run["wandb"]).glob("*.wandb"))
+    assert report.markdown.startswith("# Leaderboard: tiny")
+
+
+def test_interaction_only_dataset_runs_with_baselines_alone(world: dict[str, Path]) -> None:
+    """No shards and fuse 'both': the content model gets note rows, the baselines their numbers;
+    with fuse 'lyrics' the content model ranks by lyrics."""
+    out = world["tmp"] / "report-interactions"
+    checkpoint = world["run_dir"] / "checkpoints" / "last.ckpt"
+    evaluate.main([
+        "--config", "eval.yaml", "--data.root", str(world["no_shards"]), "--out", str(out),
+        "--ckpt", str(checkpoint), "--wandb", "false", *FAST,
+    ])
+    rows = rows_by_key(out)
+    assert rows["als", "warm"]["metrics"]["ndcg@10"] is not None
+    assert "no audio shards" in rows["simsong-wns", "warm"]["note"] and rows["simsong-wns", "cold"]["metrics"] == {}
+    assert ("als+simsong-wns", "warm") not in rows
+    assert not (out / "embedding_map.png").exists()
+
+    lyrics = world["tmp"] / "report-lyrics"  # the catalog has lyrics: fuse lyrics ranks by them
+    evaluate.main([
+        "--config", "eval.yaml", "--data.root", str(world["no_shards"]), "--out", str(lyrics),
+        "--ckpt", str(checkpoint), "--fuse", "lyrics", "--wandb", "false", *FAST,
+    ])
+    rows = rows_by_key(lyrics)
+    assert all("note" not in rows[model, s] for model in ["simsong-wns", "als+simsong-wns"] for s in ["warm", "cold"])
+
+
+def test_repeated_ckpt_flags_become_one_list() -> None:
+    merged = evaluate.merge_repeated_ckpt(["--config", "eval.yaml", "--ckpt", "a.ckpt", "--ckpt=b.ckpt", "--seed", "1"])
+    assert merged == ["--config", "eval.yaml", "--seed", "1", '--ckpt=["a.ckpt", "b.ckpt"]']
+    assert evaluate.merge_repeated_ckpt(["--ckpt", "[a, b]"]) == ['--ckpt=["a", "b"]']
+
+
+def test_eval_config_parses_and_builds_every_baseline() -> None:
+    parser = evaluate.build_parser()
+    config = parser.parse_args(["--config", str(find_config("eval.yaml")), "--ckpt", '["x.ckpt"]'])
+    init = parser.instantiate(config)
+    assert [b.name for b in init.baselines] == ["popularity", "random", "als", "bpr", "word2vec", "kmeans", "dbscan"]
+    assert all(isinstance(b, Recommender) for b in init.baselines)
+    assert init.primary_metric == "ndcg@10" and init.ks == [5, 10, 20, 50] and init.fuse == "both"
+    assert init.ckpt == ["x.ckpt"] and init.data.root is None and init.hybrid.base == "als"
