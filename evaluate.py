@@ -6,6 +6,9 @@ Without `--data.root` it evaluates on the demo world (built on first use); witho
 uses the latest checkpoints of the training runs listed in `run_dirs`. Writes
 `<out>/leaderboard.{json,csv,md}`, `run.json` and plots (default out: `reports/<dataset name>`),
 prints the leaderboard and logs it to W&B (offline unless configured; `--wandb false` to skip).
+With `generative.enabled` (on in eval.yaml; `--generative.enabled false` to skip) it also generates
+songs for a few test users under `<out>/generated/` and adds taste scores (MIDI similarity, lyric
+relevance) of those songs and of every model's top-k to the leaderboard.
 """
 
 from __future__ import annotations

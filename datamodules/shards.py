@@ -108,6 +108,14 @@ def _finished(out_dir: Path, job: ShardJob) -> bool:
     return (out_dir / job.name).exists() and (out_dir / "done" / (job.name + ".json")).exists()
 
 
+def _single_threaded_worker() -> None:
+    """A forked worker must not enter the parent's OpenMP pool (libgomp deadlocks after fork);
+    one torch thread per worker runs every op inline, and the workers are the parallelism."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def write_shards(
     root: str | Path,
     catalog: pd.DataFrame,
@@ -129,7 +137,7 @@ def write_shards(
         log.info("%s: keeping %d finished shard(s), writing %d", out_dir, len(jobs) - len(todo), len(todo))
     progress = tqdm(total=sum(len(j.rows) for j in todo), desc="shards", unit="song")
     if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_worker) as pool:
             futures = [pool.submit(write_shard, job, out_dir, source) for job in todo]
             for job, future in zip(todo, futures):
                 report.merge(future.result())

@@ -6,13 +6,14 @@ scores of generated songs, say) can sit between evaluation and reporting:
 1. fit: baselines, content models (one per SimSong checkpoint) and hybrids, every one through
    `training_only(data)`, so any use of validation or test interactions while fitting raises;
 2. `evaluate_models`: the test split, warm and cold slices → leaderboard rows;
-3. (a later stage adds entries to each row's "metrics" and "ci95", or adds rows: every writer
-   takes its columns from the rows themselves);
+3. `evaluation.generative_stage` (with `generative.enabled`): `midi_similarity` and
+   `lyric_relevance` of every model's top-k join its warm row's "metrics" and "ci95"; generators
+   get rows of their own, slice "generated" (every writer takes its columns from the rows);
 4. `write_reports`: leaderboard.{json,csv,md} and run.json; plots; `log_to_wandb`.
 
 Row contract of leaderboard.json (other tools read it), a list of::
 
-    {"model": str, "slice": "warm" | "cold", "n_users": int,
+    {"model": str, "slice": "warm" | "cold" | "generated", "n_users": int,
      "metrics": {"recall@10": float, "precision@10": float, "ndcg@10": float, ...},
      "ci95": {"recall@10": [lo, hi], ...},
      "note": str}            # only on rows that hold no numbers
@@ -45,6 +46,7 @@ from datamodules.music import resolve_data_root
 from datamodules.shards import SHARDS_DIR
 from evaluation import plots
 from evaluation.evaluator import evaluate_scorer
+from evaluation.generative_stage import TASTE_METRICS, GenerativeConfig, add_taste_metrics, run_generative_stage
 from evaluation.metrics import METRIC_NAMES, metric_keys
 from recommenders.base import Recommender, training_only
 from recommenders.embedding import EmbeddingRecommender
@@ -85,6 +87,7 @@ class FittedModels:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Leaderboard:
         wandb: Log the table and the plots to W&B (offline unless W&B is configured).
         wandb_project: W&B project.
         show_progress: Progress bars while embedding and evaluating.
+        generative: Taste scores of generated songs beside every model's top-k (`evaluation.generative_stage`).
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class Leaderboard:
         wandb: bool = True,
         wandb_project: str = "simsong",
         show_progress: bool = True,
+        generative: GenerativeConfig = GenerativeConfig(),
     ) -> None:
         self.baselines = list(baselines)
         self.run_dirs = [Path(d) for d in run_dirs]
@@ -145,6 +150,7 @@ class Leaderboard:
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.embedding_map, self.use_wandb, self.wandb_project = embedding_map, wandb, wandb_project
         self.show_progress = show_progress
+        self.generative = generative
         self._check_settings()
 
     def _check_settings(self) -> None:
@@ -179,13 +185,22 @@ class Leaderboard:
         rows, eval_seconds = evaluate_models(
             fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress
         )
+        stage = None
+        has_audio = (root / "shards" / "index.json").exists()
+        if self.generative.enabled and not has_audio:
+            fitted.notes.append("generative stage skipped: the dataset has no audio shards to score by taste")
+        if self.generative.enabled and has_audio:
+            stage = run_generative_stage(
+                self.generative, data, fitted.models, out, self.seed, self.n_bootstrap, self.show_progress
+            )
+            rows = add_taste_metrics(rows, stage)
         rows += [note_row(name, s, f"skipped: {why}") for name, why in fitted.skipped.items() for s in SLICES]
         rows = sort_rows(rows, self.primary_metric)
         title = f"Leaderboard: {root.resolve().name} (test split, sorted by {self.primary_metric})"
         report = write_reports(rows, out, self.primary_metric, self.report_metrics, title)
-        notes = list(f"{name} skipped: {why}" for name, why in fitted.skipped.items())
+        notes = fitted.notes + [f"{name} skipped: {why}" for name, why in fitted.skipped.items()]
         report.files += self.plots(rows, fitted, data, out, notes)
-        wandb_dir = self.log_to_wandb(report, root) if self.use_wandb else None
+        wandb_dir = self.log_to_wandb(report, root, stage.table if stage else None) if self.use_wandb else None
         timings = {name: {"fit_s": round(fitted.seconds.get(name, 0.0), 3), "eval_s": round(s, 3)}
                    for name, s in eval_seconds.items()}
         meta = {
@@ -193,6 +208,7 @@ class Leaderboard:
             "seconds": round(time.perf_counter() - clock, 3), "checkpoints": fitted.checkpoints,
             "notes": notes, "timings": timings, "wandb": wandb_dir, "settings": self.settings(),
             "files": sorted(p.name for p in report.files),
+            "generative": stage.meta if stage else {"enabled": False},
         }
         (out / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         report.files.append(out / "run.json")
@@ -267,8 +283,12 @@ class Leaderboard:
                                          self.embedding_map, self.seed))
         return files
 
-    def log_to_wandb(self, report: Report, root: Path) -> str:
-        """The leaderboard as a `wandb.Table`, the plots as `wandb.Image`s, report metrics in the summary."""
+    def log_to_wandb(self, report: Report, root: Path, taste_table: list[dict] | None = None) -> str:
+        """The leaderboard as a `wandb.Table`, the plots as `wandb.Image`s, report metrics in the summary.
+
+        With the generative stage, also `generative/songs`: each generated song (audio player, lyrics)
+        beside the top-k recommendations of every model for the same user, with both taste scores.
+        """
         import wandb
 
         from lightning_modules.cli import default_wandb_offline
@@ -282,7 +302,8 @@ class Leaderboard:
             columns = ["model", "slice", "n_users", "note", *metric_columns(report.rows)]
             table = wandb.Table(columns=columns, data=[_flat(row, columns) for row in report.rows])
             images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
-            run.log({"leaderboard": table, **images})
+            extra = {"generative/songs": _taste_table(wandb, taste_table)} if taste_table else {}
+            run.log({"leaderboard": table, **images, **extra})
             for row in report.rows:
                 for metric in self.report_metrics:
                     if row["metrics"].get(metric) is not None:
@@ -298,7 +319,19 @@ class Leaderboard:
             "fuse": self.fuse, "hybrid": asdict(self.hybrid), "ks": self.ks, "primary_metric": self.primary_metric,
             "report_metrics": self.report_metrics, "n_bootstrap": self.n_bootstrap, "seed": self.seed,
             "device": self.device, "run_dirs": [str(d) for d in self.run_dirs],
+            "generative": asdict(self.generative),
         }
+
+
+def _taste_table(wandb, entries: list[dict]):
+    """Generated songs (with players) and recommended songs (no audio file) side by side, per user."""
+    columns = ["user_id", "source", "rank", "song", "audio", "lyrics", *TASTE_METRICS]
+    data = [
+        [e["user_id"], e["source"], e["rank"], e["song"], wandb.Audio(e["audio_path"]) if e["audio_path"] else None,
+         e["lyrics"], *(e[m] for m in TASTE_METRICS)]
+        for e in sorted(entries, key=lambda e: (e["user_id"], not e["source"].startswith("generated-"), e["source"]))
+    ]
+    return wandb.Table(columns=columns, data=data)
 
 
 # ---- checkpoints and content models -------------------------------------------------------
@@ -482,7 +515,8 @@ def _has_ci(rows: Sequence[dict], metric: str) -> bool:
 
 def to_markdown(rows: Sequence[dict], primary_metric: str, report_metrics: Sequence[str], title: str) -> str:
     """One table per slice, rows in the given order (sort them first), the primary metric's CI beside it."""
-    metrics = list(dict.fromkeys([primary_metric, *report_metrics]))
+    taste = [m for m in TASTE_METRICS if any(m in row["metrics"] for row in rows)]
+    metrics = list(dict.fromkeys([primary_metric, *report_metrics, *taste]))
     lines = [f"# {title}", ""]
     for slice_name in dict.fromkeys(row["slice"] for row in rows):
         chosen = [row for row in rows if row["slice"] == slice_name]
