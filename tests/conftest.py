@@ -1,5 +1,6 @@
 """Shared test setup: offline, CPU-only, seeded."""
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -54,6 +55,15 @@ def write_tiny_dataset(root: Path, n_songs: int = 24, n_users: int = 12, seed: i
     assignment = assign_shard_splits(catalog, meta["cold_song_ids"], 0.2, seed)
     write_shards(root, catalog, assignment, ToneSource(), songs_per_shard=4, workers=1)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _finish_wandb_runs():
+    """Each test's W&B run ends with the test, as it does with a process; a later logger would join it."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 @pytest.fixture
