@@ -121,6 +121,7 @@ class MusicDataModule(L.LightningDataModule):
             batches_per_worker=math.ceil(batches / max(workers, 1)),
             seed=self.hparams.seed * 1000 + rank,
             shuffle_buffer=self.hparams.shuffle_buffer,
+            start_epoch=self.trainer.current_epoch if self.trainer is not None else 0,
         )
         loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
         # The length lets Lightning place end-of-epoch validation; with_epoch makes it true.

@@ -127,14 +127,20 @@ def collate(samples: list[dict], counter: SkipCounter) -> dict:
 class _Stage:
     """Picklable pipeline stages bound to one spec, counter and seed."""
 
-    def __init__(self, spec: SegmentSpec, counter: SkipCounter, seed: int, train: bool):
+    def __init__(
+        self, spec: SegmentSpec, counter: SkipCounter, seed: int, train: bool, shuffle_buffer: int = 0, epoch: int = 0
+    ):
         self.spec, self.counter, self.seed, self.train = spec, counter, seed, train
-        self.epoch = 0  # advances per pass; persistent workers keep it across epochs
+        self.shuffle_buffer = shuffle_buffer
+        self.epoch = epoch - 1  # advances per pass; persistent workers keep it across epochs
 
     def samples(self, source: Iterable[dict]) -> Iterator[dict]:
         worker = torch.utils.data.get_worker_info()
         self.epoch += 1
+        # Seeded by epoch, not by history: a run resumed at epoch k sees what an unbroken run sees.
         rng = random.Random(f"{self.seed}-{worker.id if worker else 0}-{self.epoch}")
+        if self.shuffle_buffer > 1:
+            source = wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 64), rng=rng)(source)
         for raw in source:
             sample = decode_sample(raw, self.spec, self.counter)
             if sample is None:
@@ -158,15 +164,26 @@ def _rank_filter(rank: int, world_size: int):
 
 
 def train_pipeline(
-    urls: list[str], spec: SegmentSpec, batch_size: int, batches_per_worker: int, seed: int, shuffle_buffer: int
+    urls: list[str],
+    spec: SegmentSpec,
+    batch_size: int,
+    batches_per_worker: int,
+    seed: int,
+    shuffle_buffer: int,
+    start_epoch: int = 0,
 ) -> wds.DataPipeline:
-    """Endless resampled stream cut to `batches_per_worker` full batches per worker and epoch."""
+    """Endless resampled stream cut to `batches_per_worker` full batches per worker and epoch.
+
+    Shard choice, shuffling and crops are seeded by (seed, worker, epoch), so `start_epoch`
+    lets a resumed run continue with the data an uninterrupted run would have seen.
+    """
     counter = SkipCounter()
-    stage = _Stage(spec, counter, seed, train=True)
+    stage = _Stage(spec, counter, seed, train=True, shuffle_buffer=shuffle_buffer, epoch=start_epoch)
+    shards = wds.ResampledShards(urls, seed=seed, deterministic=True)
+    shards.epoch = start_epoch - 1  # it advances once per pass, like the stage
     return wds.DataPipeline(
-        wds.ResampledShards(urls, seed=seed, deterministic=True),
+        shards,
         wds.tarfile_to_samples(handler=counter.handler),
-        wds.shuffle(shuffle_buffer, initial=min(shuffle_buffer, 64), rng=random.Random(seed)),
         stage.samples,
         wds.batched(batch_size, collation_fn=stage.collate, partial=False),
     ).with_epoch(batches_per_worker)

@@ -72,3 +72,15 @@ def test_a_shard_that_cannot_be_opened_is_named(tiny_dataset):
 
     with pytest.raises(FileNotFoundError, match=broken.name):
         dm.train_dataloader()
+
+
+def test_a_stream_resumed_at_epoch_k_gives_the_batches_of_an_unbroken_run(tiny_dataset):
+    urls = sorted(str(p) for p in (tiny_dataset / "shards").glob("train-*.tar"))
+
+    def epochs(start: int, n: int) -> list[list[str]]:
+        pipeline = train_pipeline(urls, SegmentSpec(0.5), 4, batches_per_worker=3, seed=7, shuffle_buffer=8, start_epoch=start)
+        return [[s for batch in pipeline for s in batch["song_id"]] for _ in range(n)]
+
+    unbroken = epochs(0, 3)
+    assert unbroken[1] != unbroken[2]
+    assert epochs(2, 1)[0] == unbroken[2]
