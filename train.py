@@ -6,8 +6,9 @@ Without `--data.root` it trains on the embedded demo world, which is built on fi
 import logging
 import sys
 
+from configs import resolve_config_args
 from datamodules.music import MusicDataModule
-from lightning_modules.cli import SimSongCLI, resolve_config_args
+from lightning_modules.cli import SimSongCLI
 from lightning_modules.simsong import SimSongModule
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,12 @@ class PrepareReport:
         self.skipped[reason] += 1
         if example and reason not in self.examples:
             self.examples[reason] = example
+
+    def skip_rows(self, reason: str, dropped: "pd.DataFrame", where: str) -> None:
+        """Count every dropped row of a table under `reason`, with the first one as the example."""
+        if len(dropped):
+            self.skipped[reason] += len(dropped)
+            self.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
 
     def merge(self, other: "PrepareReport") -> None:
         self.written.update(other.written)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -10,7 +9,6 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from configs import find_config, resolve_config_args  # noqa: F401  (re-exported for the entry points)
 
 def default_wandb_offline() -> None:
     """W&B runs offline unless the user has configured it (key in the environment or `wandb login`)."""

@@ -19,13 +19,6 @@ PLAYS = ["userID", "artistID", "weight"]
 TAGGED = ["userID", "artistID", "tagID", "day", "month", "year"]
 
 
-def _skip_rows(report: PrepareReport, reason: str, dropped: pd.DataFrame, where: str) -> None:
-    """Count every dropped row under `reason`, with the first one as the example."""
-    if len(dropped):
-        report.skipped[reason] += len(dropped)
-        report.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
-
-
 def _decode(line: bytes) -> str:
     try:
         return line.decode("utf-8")
@@ -60,11 +53,11 @@ def read_dat(path: Path, columns: list[str], numeric: list[str], report: Prepare
     rows = [row for row in fields[start:] if len(row) == len(columns)]
     bad = [n for n in range(start, len(lines)) if len(fields[n]) != len(columns) and lines[n].strip()]
     reason = f"malformed line in {path.name} (expected {len(columns)} tab-separated fields)"
-    _skip_rows(report, reason, pd.DataFrame([(f"line {n + 1}", lines[n][:80]) for n in bad]), path.name)
+    report.skip_rows(reason, pd.DataFrame([(f"line {n + 1}", lines[n][:80]) for n in bad]), path.name)
     table = pd.DataFrame(rows, columns=columns, dtype=str)
     values = pd.DataFrame({name: _integers(table[name]) for name in numeric})
     invalid = values.isna().any(axis=1) | (values != values.round()).any(axis=1)
-    _skip_rows(report, f"non-integer {'/'.join(numeric)} in {path.name}", table[invalid], path.name)
+    report.skip_rows(f"non-integer {'/'.join(numeric)} in {path.name}", table[invalid], path.name)
     table[numeric] = values
     return table[~invalid].astype({name: "int64" for name in numeric}).reset_index(drop=True)
 
@@ -90,8 +83,8 @@ def _read_tags(input: Path, artist_ids: set[int], top_k: int, report: PrepareRep
     unknown_artist = ~tagged["artistID"].isin(artist_ids)
     unknown_tag = ~tagged["tagID"].isin(tag_names.index) & ~unknown_artist
     where = "user_taggedartists.dat"
-    _skip_rows(report, "tag assignment for an artist not in the catalog", tagged[unknown_artist], where)
-    _skip_rows(report, "tag assignment with a tag id not in tags.dat", tagged[unknown_tag], where)
+    report.skip_rows("tag assignment for an artist not in the catalog", tagged[unknown_artist], where)
+    report.skip_rows("tag assignment with a tag id not in tags.dat", tagged[unknown_tag], where)
     tagged = tagged[~(unknown_artist | unknown_tag)]
     report.written["tag_assignments"] = len(tagged)
     return artist_tags(tagged, tag_names, top_k)
@@ -101,10 +94,10 @@ def _read_plays(input: Path, report: PrepareReport) -> pd.DataFrame:
     """(userID, artistID, weight) with positive play counts, one row per pair (repeats summed)."""
     plays = read_dat(input / "user_artists.dat", PLAYS, PLAYS, report)
     where = "user_artists.dat"
-    _skip_rows(report, "play count <= 0 in user_artists.dat", plays[plays["weight"] <= 0], where)
+    report.skip_rows("play count <= 0 in user_artists.dat", plays[plays["weight"] <= 0], where)
     plays = plays[plays["weight"] > 0]
     repeated = plays.duplicated(["userID", "artistID"])
-    _skip_rows(report, "repeated (user, artist) line, play counts summed", plays[repeated], where)
+    report.skip_rows("repeated (user, artist) line, play counts summed", plays[repeated], where)
     return plays.groupby(["userID", "artistID"], as_index=False)["weight"].sum()
 
 

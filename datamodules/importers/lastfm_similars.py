@@ -27,13 +27,6 @@ log = logging.getLogger(__name__)
 TRACKS_SEP = "<SEP>"
 
 
-def _skip_rows(report: PrepareReport, reason: str, dropped: pd.DataFrame, where: str) -> None:
-    """Count every dropped row under `reason`, with the first one as the example."""
-    if len(dropped):
-        report.skipped[reason] += len(dropped)
-        report.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
-
-
 def _records(input: Path, report: PrepareReport) -> Iterator[tuple[str, dict]]:
     """(where, track object) for every readable track; unreadable files or lines are counted."""
     if input.is_dir():
@@ -128,20 +121,20 @@ def key_by_song(
     """Re-key tracks and pairs by MSD song id; tracks of one song merge (first track's tags, best score)."""
     mapping = _track_to_song(path, report)
     unmapped = ~tracks["song_id"].isin(mapping.keys())
-    _skip_rows(report, "track id not in the unique_tracks file", tracks.loc[unmapped, ["song_id"]], path.name)
+    report.skip_rows("track id not in the unique_tracks file", tracks.loc[unmapped, ["song_id"]], path.name)
     tracks = tracks[~unmapped].assign(song_id=lambda t: t["song_id"].map(mapping))
     merged = tracks["song_id"].duplicated()
-    _skip_rows(report, "another track of the same song (first track kept)", tracks.loc[merged, ["song_id"]], path.name)
+    report.skip_rows("another track of the same song (first track kept)", tracks.loc[merged, ["song_id"]], path.name)
     tracks = tracks[~merged]
     keyed = pairs.assign(song_a=pairs["song_a"].map(mapping), song_b=pairs["song_b"].map(mapping))
     unmapped = keyed["song_a"].isna() | keyed["song_b"].isna()
-    _skip_rows(report, "similar pair with a track id not in the unique_tracks file", pairs[unmapped], path.name)
+    report.skip_rows("similar pair with a track id not in the unique_tracks file", pairs[unmapped], path.name)
     pairs = keyed[~unmapped]
     same = pairs["song_a"] == pairs["song_b"]
-    _skip_rows(report, "similar pair of two tracks of the same song", pairs[same], path.name)
+    report.skip_rows("similar pair of two tracks of the same song", pairs[same], path.name)
     pairs = pairs[~same]
     merged = pairs.duplicated(["song_a", "song_b"])
-    _skip_rows(report, "repeated pair once keyed by song (best score kept)", pairs[merged], path.name)
+    report.skip_rows("repeated pair once keyed by song (best score kept)", pairs[merged], path.name)
     return tracks, pairs.groupby(["song_a", "song_b"], as_index=False, sort=False)["score"].max()
 
 
@@ -166,7 +159,7 @@ def _onto(
     base = load_dataset(base_dir, require_splits=False)
     outside = ~lastfm["song_id"].isin(set(base.catalog["song_id"]))
     reason = "last.fm track not in the catalog of interactions_from"
-    _skip_rows(report, reason, lastfm.loc[outside, ["song_id", "artist", "title"]], str(base_dir))
+    report.skip_rows(reason, lastfm.loc[outside, ["song_id", "artist", "title"]], str(base_dir))
     report.written["songs_matched"] = int((~outside).sum())
     if split is None and base.split_meta:
         fields = ("seed", "val_fraction", "test_fraction", "cold_fraction")
@@ -226,7 +219,7 @@ def import_lastfm_similars(
         catalog, interactions, split = _onto(Path(interactions_from), out, lastfm, split, report)
     known = set(catalog["song_id"])
     inside = pairs["song_a"].isin(known) & pairs["song_b"].isin(known)
-    _skip_rows(report, "similar pair with a song outside the catalog", pairs[~inside], input.name)
+    report.skip_rows("similar pair with a song outside the catalog", pairs[~inside], input.name)
     if catalog.empty:
         raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
     write_tables(out, catalog, interactions, pairs[inside])

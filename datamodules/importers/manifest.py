@@ -45,13 +45,6 @@ class ManifestAudio:
             raise SkipSample(f"audio file not decodable ({type(error).__name__})") from error
 
 
-def _skip_rows(report: PrepareReport, reason: str, dropped: pd.DataFrame, where: str) -> None:
-    """Count every dropped row under `reason`, with the first one as the example."""
-    if len(dropped):
-        report.skipped[reason] += len(dropped)
-        report.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
-
-
 def _no_interactions() -> pd.DataFrame:
     columns = {"user_id": str, "song_id": str, "weight": float, "position": int}
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
@@ -116,9 +109,9 @@ def read_songs(path: Path, report: PrepareReport) -> tuple[pd.DataFrame, dict[st
     table = table.reindex(columns=SONG_FIELDS)
     table["song_id"] = table["song_id"].map(_text)
     empty = table["song_id"] == ""
-    _skip_rows(report, "manifest row without a song_id", table[empty], path.name)
+    report.skip_rows("manifest row without a song_id", table[empty], path.name)
     repeated = table["song_id"].duplicated() & ~empty
-    _skip_rows(report, "repeated song_id in the manifest (first kept)", table[repeated], path.name)
+    report.skip_rows("repeated song_id in the manifest (first kept)", table[repeated], path.name)
     table = table[~(empty | repeated)].reset_index(drop=True)
     base = path.parent
     audio = {song: _resolve(base, value) for song, value in zip(table["song_id"], table["audio"])}
@@ -181,13 +174,13 @@ def read_interactions(path: Path, songs: set[str], report: PrepareReport) -> pd.
     )
     bad = pd.Series(False, index=table.index)
     for mask, reason in checks:
-        _skip_rows(report, reason, table[mask & ~bad], path.name)
+        report.skip_rows(reason, table[mask & ~bad], path.name)
         bad |= mask
     table = table[~bad].astype({"position": int})
     grouped = table.groupby(["user_id", "song_id"], as_index=False, sort=False)
     grouped = grouped.agg(weight=("weight", "sum"), position=("position", "min"))
     repeated = table[table.duplicated(["user_id", "song_id"])]
-    _skip_rows(report, "repeated (user, song) interaction, weights summed", repeated, path.name)
+    report.skip_rows("repeated (user, song) interaction, weights summed", repeated, path.name)
     return grouped[list(INTERACTION_COLUMNS)]
 
 
@@ -204,8 +197,8 @@ def read_similarity(path: Path, songs: set[str], report: PrepareReport) -> pd.Da
     })
     unknown = ~(table["song_a"].isin(songs) & table["song_b"].isin(songs))
     bad_score = ~table["score"].between(0.0, 1.0) & ~unknown
-    _skip_rows(report, "similarity pair with a song_id not in the manifest", table[unknown], path.name)
-    _skip_rows(report, "similarity score not a number in [0, 1]", table[bad_score], path.name)
+    report.skip_rows("similarity pair with a song_id not in the manifest", table[unknown], path.name)
+    report.skip_rows("similarity score not a number in [0, 1]", table[bad_score], path.name)
     return table[~(unknown | bad_score)]
 
 

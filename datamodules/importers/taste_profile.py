@@ -23,13 +23,6 @@ log = logging.getLogger(__name__)
 TRACKS_SEP = "<SEP>"
 
 
-def _skip_rows(report: PrepareReport, reason: str, dropped: pd.DataFrame, where: str) -> None:
-    """Count every dropped row under `reason`, with the first one as the example."""
-    if len(dropped):
-        report.skipped[reason] += len(dropped)
-        report.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
-
-
 def _read_triplets(path: Path, report: PrepareReport) -> pd.DataFrame:
     """Read the triplets as strings; lines without exactly three fields are counted and skipped."""
 
@@ -60,12 +53,12 @@ def _clean_triplets(triplets: pd.DataFrame, path: Path, report: PrepareReport) -
     count = pd.to_numeric(triplets["count"].str.strip(), errors="coerce")
     bad_count = ~(count > 0) | (count != count.round())
     empty_id = (triplets["user_id"] == "") | (triplets["song_id"] == "")
-    _skip_rows(report, "empty user or song id", triplets[empty_id], path.name)
-    _skip_rows(report, "play count not a positive integer", triplets[bad_count & ~empty_id], path.name)
+    report.skip_rows("empty user or song id", triplets[empty_id], path.name)
+    report.skip_rows("play count not a positive integer", triplets[bad_count & ~empty_id], path.name)
     triplets = triplets[~(empty_id | bad_count)].assign(weight=count).drop(columns="count")
     grouped = triplets.groupby(["user_id", "song_id"], sort=False, as_index=False)["weight"].sum()
     repeated = triplets[triplets.duplicated(["user_id", "song_id"])]
-    _skip_rows(report, "repeated (user, song) line, play counts summed", repeated, path.name)
+    report.skip_rows("repeated (user, song) line, play counts summed", repeated, path.name)
     return grouped.assign(position=-1)
 
 
