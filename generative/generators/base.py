@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,14 +65,15 @@ class GeneratedSong:
         return record
 
 
-class Generator:
+class Generator(ABC):
     """Makes songs for one prompt. Subclasses set `backend` and `model` and implement `generate`."""
 
     backend: str = ""
     model: str = ""
 
+    @abstractmethod
     def generate(self, prompt: Prompt, user_id: str) -> list[GeneratedSong]:
-        raise NotImplementedError
+        """The songs made for this prompt (a Suno call gives two)."""
 
     def fixed_users(self) -> list[str] | None:
         """Users this backend has songs for regardless of the run's choice (imports); None = any user."""
@@ -81,12 +83,13 @@ class Generator:
 class AsyncGenerator(Generator):
     """A generator whose requests are submitted, then collected (possibly after a restart)."""
 
+    @abstractmethod
     def submit(self, prompt: Prompt, user_id: str) -> dict:
         """Start a request; returns a JSON-friendly job that `collect` can finish from alone."""
-        raise NotImplementedError
 
+    @abstractmethod
     def collect(self, job: dict, prompt: Prompt, user_id: str) -> list[GeneratedSong]:
-        raise NotImplementedError
+        """Wait for a submitted job and fetch its songs."""
 
     def generate(self, prompt: Prompt, user_id: str) -> list[GeneratedSong]:
         return self.collect(self.submit(prompt, user_id), prompt, user_id)
