@@ -116,8 +116,8 @@ class GenerativeComparison(L.Callback):
         if not users:
             raise ValueError(f"GenerativeComparison: no finished generated song of a known user in {self.manifest_dirs}")
         self._users = users
-        self._taste = TasteScoring(data, self.cache_dir, build_judge(self.judge_config), self.reference_songs,
-                                   self.seed)
+        judge = build_judge(self.judge_config, self.cache_dir)
+        self._taste = TasteScoring(data, self.cache_dir, judge, self.reference_songs, self.seed)
         self._taste.prepare(sorted({int(i) for u in users for i in data.train[u].indices}))
         self._generated = {name: self._score(per_user) for name, per_user in songs.items()}
         return self._generated

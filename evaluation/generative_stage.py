@@ -107,9 +107,9 @@ class StageResult:
     table: list[dict]
 
 
-def build_judge(config: JudgeConfig) -> TasteScorer:
+def build_judge(config: JudgeConfig, cache_dir: Path) -> TasteScorer:
     if config.backend == "embedding":
-        return EmbeddingLyricJudge(config.model)
+        return EmbeddingLyricJudge(config.model, cache_dir=cache_dir)
     if not config.model:
         raise ValueError("generative.judge.model: the openai judge needs a model name, got none")
     return LLMLyricJudge(OpenAIChatBackend(config.model, config.base_url, api_key_env=config.api_key_env))
@@ -264,7 +264,7 @@ def run_generative_stage(
         run = generate_for_users(data, users, gen_config, out / "generated" / backend)
         generated[backend], counts[backend] = run.songs, run.counts
     tops = {name: dict(zip(users, top_k(model.score, data, np.array(users), config.k))) for name, model in models.items()}
-    taste = TasteScoring(data, cache, build_judge(config.judge), config.reference_songs, seed, show_progress)
+    taste = TasteScoring(data, cache, build_judge(config.judge, cache), config.reference_songs, seed, show_progress)
     needed = {int(i) for u in users for i in data.train[u].indices}
     needed |= {int(i) for per_user in tops.values() for ids in per_user.values() for i in ids}
     taste.prepare(sorted(needed))

@@ -17,6 +17,7 @@ A judgement that fails or cannot be parsed strictly is a failure, never a score.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -417,14 +418,36 @@ class EmbeddingLyricJudge(TasteScorer):
     name = "lyric_judge/embedding"
     kind = "embedding, not LLM"
 
-    def __init__(self, model_name_or_path: str | Path | None = None, max_length: int = 256) -> None:
-        from lightning_modules.lyrics_encoder import LyricsEncoder
-
-        self.encoder = LyricsEncoder(model_name_or_path, max_length=max_length)
+    def __init__(
+        self, model_name_or_path: str | Path | None = None, max_length: int = 256, cache_dir: str | Path | None = None
+    ) -> None:
+        self.model_name_or_path, self.max_length = model_name_or_path, max_length
+        self.encoder = None  # built on the first text the cache does not hold
+        key = hashlib.sha1(f"{model_name_or_path}|{max_length}".encode()).hexdigest()[:12]
+        self.cache_path = Path(cache_dir) / f"lyric_embeddings-{key}.npz" if cache_dir else None
+        self._cache: dict[str, np.ndarray] = {}
+        if self.cache_path is not None and self.cache_path.exists():
+            with np.load(self.cache_path) as stored:
+                self._cache = {k: stored[k] for k in stored.files}
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.encoder(texts).float().numpy()
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        """Unit vectors, from the on-disk cache where possible, so a re-evaluation loads no model."""
+        keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._cache}.items())
+        if missing:
+            if self.encoder is None:
+                from lightning_modules.lyrics_encoder import LyricsEncoder
+
+                self.encoder = LyricsEncoder(self.model_name_or_path, max_length=self.max_length)
+            vectors = self.encoder([t for _, t in missing]).float().numpy()
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            self._cache.update({k: v for (k, _), v in zip(missing, vectors)})
+            if self.cache_path is not None:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.cache_path.with_suffix(".tmp.npz")
+                np.savez(tmp, **self._cache)
+                os.replace(tmp, self.cache_path)
+        return np.stack([self._cache[k] for k in keys])
 
     def score(self, candidates: Sequence[TasteSong], history: Sequence[TasteSong]) -> list[TasteResult]:
         """Failures: "no lyrics" (instrumental candidate), "no history lyrics"."""

@@ -178,3 +178,12 @@ def test_embedding_judge_prefers_lyrics_of_the_users_style():
     assert np.mean(values[:4]) > np.mean(values[4:])
     assert results[-1].failure == "no lyrics" and results[-1].value is None
     assert [r.failure for r in judge.score([CANDIDATE], [TasteSong("x", "")])] == ["no history lyrics"]
+
+
+def test_embedding_judge_reuses_cached_embeddings_without_loading_the_model(tmp_path):
+    rng = np.random.default_rng(1)
+    history = [TasteSong(f"h{i}", write_lyrics("happy pop", rng)) for i in range(3)]
+    first = EmbeddingLyricJudge(cache_dir=tmp_path).score([CANDIDATE], history)
+    again = EmbeddingLyricJudge(cache_dir=tmp_path)
+    assert again.score([CANDIDATE], history) == first
+    assert again.encoder is None  # every text came from the cache
