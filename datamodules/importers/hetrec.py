@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.dataset import write_tables
+from datamodules.importers import write_interaction_dataset
 from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig, write_splits
+from datamodules.splits import SplitConfig
 
 ID_PREFIX = "hetrec-"
 PLAYS = ["userID", "artistID", "weight"]
@@ -144,10 +144,4 @@ def import_hetrec(input: Path, out: Path, split: SplitConfig | None = None, top_
         "weight": plays["weight"].astype(float),
         "position": -1,
     })
-    if catalog.empty:
-        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
-    write_tables(out, catalog, interactions)
-    meta = write_splits(out, interactions, split or SplitConfig())
-    report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))
-    report.written.update({f"split_{name}": count for name, count in meta["counts"].items()})
-    return report
+    return write_interaction_dataset(input, out, catalog, interactions, split, report)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from datamodules.dataset import write_tables
+from datamodules.importers import write_interaction_dataset
 from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig, write_splits
+from datamodules.splits import SplitConfig
 
 USER_PREFIX = "mpd-"
 
@@ -130,10 +130,4 @@ def import_mpd(input: Path, out: Path, split: SplitConfig | None = None, max_tag
         .reset_index()
     )
     report.written["playlist_entries"] = len(entries)
-    if catalog.empty:
-        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
-    write_tables(out, catalog, interactions)
-    meta = write_splits(out, interactions, split or SplitConfig())
-    report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))
-    report.written.update({f"split_{name}": count for name, count in meta["counts"].items()})
-    return report
+    return write_interaction_dataset(input, out, catalog, interactions, split, report)

@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from datamodules.dataset import write_tables
+from datamodules.importers import write_interaction_dataset
 from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig, write_splits
+from datamodules.splits import SplitConfig
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,4 @@ def import_taste_profile(
         report.written["songs_with_metadata"] = len(metadata)
     catalog = catalog.reindex(columns=["song_id", "artist", "title"]).fillna("")
     catalog = catalog.assign(lyrics="", tags=[[] for _ in range(len(catalog))], duration_s=0.0)
-    if catalog.empty:
-        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
-    write_tables(out, catalog, interactions)
-    meta = write_splits(out, interactions, split or SplitConfig())
-    report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))
-    report.written.update({f"split_{name}": count for name, count in meta["counts"].items()})
-    return report
+    return write_interaction_dataset(input, out, catalog, interactions, split, report)

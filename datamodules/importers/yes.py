@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.dataset import write_tables
+from datamodules.importers import write_interaction_dataset
 from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig, write_splits
+from datamodules.splits import SplitConfig
 
 PLAYLIST_FILES = ("train.txt", "test.txt", "playlists.txt")
 USER_PREFIX = "yes-pl-"
@@ -157,10 +157,4 @@ def import_yes(input: Path, out: Path, split: SplitConfig | None = None) -> Prep
         "duration_s": 0.0,
     })
     interactions = playlists.assign(song_id=SONG_PREFIX + playlists["song"].astype(str)).drop(columns="song")
-    if catalog.empty:
-        raise ValueError(f"{input}: no song could be imported\n{report.summary()}")
-    write_tables(out, catalog, interactions)
-    meta = write_splits(out, interactions, split or SplitConfig())
-    report.written.update(songs=len(catalog), users=interactions["user_id"].nunique(), interactions=len(interactions))
-    report.written.update({f"split_{name}": count for name, count in meta["counts"].items()})
-    return report
+    return write_interaction_dataset(input, out, catalog, interactions, split, report)
