@@ -4,6 +4,7 @@ GenerativeComparison callback, on the tiny tone dataset."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -11,18 +12,19 @@ import pandas as pd
 import pytest
 from lightning.pytorch.loggers import CSVLogger
 
-from evaluation.generative_stage import GenerativeConfig
+from evaluation.generative_stage import GenerativeConfig, JudgeConfig
 from evaluation.leaderboard import Leaderboard
 from recommenders import ALSRecommender, PopularityRecommender
+from tests.chat_server import ChatServer, Reply
 from tests.conftest import write_tiny_dataset
 
 STAGE = dict(enabled=True, num_users=3, reference_songs=6, generate_args=["--generator.seconds", "2"])
 
 
-def leaderboard(**generative) -> Leaderboard:
+def leaderboard(wandb: bool = False, **generative) -> Leaderboard:
     return Leaderboard(
         baselines=[PopularityRecommender(), ALSRecommender(factors=4, iterations=3)], run_dirs=[], ks=[5, 10],
-        n_bootstrap=50, wandb=False, show_progress=False, report_metrics=["recall@10"],
+        n_bootstrap=50, wandb=wandb, show_progress=False, report_metrics=["recall@10"],
         generative=GenerativeConfig(**generative),
     )
 
@@ -32,11 +34,13 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("generative")
     root = write_tiny_dataset(tmp / "tiny")
     out = tmp / "report"
-    first = leaderboard(**STAGE).run(root, out, checkpoints=[])
-    meta_first = json.loads((out / "run.json").read_text())["generative"]
+    first = leaderboard(wandb=True, **STAGE).run(root, out, checkpoints=[])
+    run_json = json.loads((out / "run.json").read_text())
+    meta_first, wandb_dir = run_json["generative"], Path(run_json["wandb"])
     second = leaderboard(**STAGE).run(root, out, checkpoints=[])
     meta_second = json.loads((out / "run.json").read_text())["generative"]
-    return {"root": root, "out": out, "first": first, "second": second, "meta": (meta_first, meta_second), "tmp": tmp}
+    return {"root": root, "out": out, "first": first, "second": second, "meta": (meta_first, meta_second), "tmp": tmp,
+            "wandb_dir": wandb_dir}
 
 
 def test_rows_gain_taste_scores_with_cis_and_generators_get_rows(two_runs: dict) -> None:
@@ -62,6 +66,86 @@ def test_second_run_reuses_songs_and_transcriptions(two_runs: dict) -> None:
     assert first["transcriber"]["misses"] > 0 and first["catalog_songs_decoded"] > 0
     assert second["transcriber"]["misses"] == 0 and second["catalog_songs_decoded"] == 0
     assert two_runs["first"].rows == two_runs["second"].rows  # same seed, same scores
+
+
+def logged_tables(wandb_dir: Path) -> dict[str, tuple[dict, dict[str, Path]]]:
+    """Tables of an offline W&B run, read back from its `.wandb` log: artifact name → (table json, staged files).
+
+    A logged table travels as a `run_table` artifact holding the table and its media (staged outside the run
+    folder until `wandb sync`); the run folder itself only keeps a copy without media.
+    """
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal import datastore
+
+    (log_file,) = wandb_dir.glob("run-*.wandb")
+    store = datastore.DataStore()
+    store.open_for_scan(str(log_file))
+    tables = {}
+    while (data := store.scan_data()) is not None:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "run_table":
+            files = {e.path: Path(e.local_path) for e in record.artifact.manifest.contents}
+            (table,) = [json.loads(path.read_text()) for name, path in files.items() if name.endswith(".table.json")]
+            tables[record.artifact.name] = (table, files)
+    return tables
+
+
+def test_wandb_table_plays_generated_songs_beside_the_recommendations(two_runs: dict) -> None:
+    tables = logged_tables(two_runs["wandb_dir"])
+    (name,) = [n for n in tables if "generativesongs" in n]  # W&B drops the "/" of the key
+    table, files = tables[name]
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    generated = [r for r in rows if r["source"] == "generated-local"]
+    recommended = [r for r in rows if r["source"] in ("popularity", "als")]
+    assert len(generated) == 6 and len(recommended) == 3 * 2 * 5  # 3 users: 2 songs each; top-5 of 2 models
+    for row in generated:  # a player: the wav itself travels with the table
+        assert row["audio"]["_type"] == "audio-file" and files[row["audio"]["path"]].stat().st_size > 1000
+        assert row["lyrics"] and -1 <= row["midi_similarity"] <= 1 and 0 <= row["lyric_relevance"] <= 1
+    assert all(r["audio"] is None and r["lyrics"] for r in recommended)  # catalog songs: lyrics, no file
+    by_user = {}
+    for row in rows:
+        by_user.setdefault(row["user_id"], []).append(row["source"])
+    assert len(by_user) == 3 and all(sources[:2] == ["generated-local"] * 2 for sources in by_user.values())
+
+
+def judged_copy(two_runs: dict, tmp_path: Path, server: ChatServer) -> tuple[Path, dict]:
+    """The stage again, on a copy of the first report (songs and transcriptions reused), judged by `server`."""
+    out = tmp_path / "report"
+    shutil.copytree(two_runs["out"], out)
+    judge = JudgeConfig("openai", "judge-test", server.base_url, api_key_env="JUDGE_KEY")
+    leaderboard(**{**STAGE, "judge": judge}).run(two_runs["root"], out, checkpoints=[])
+    rows = {(r["model"], r["slice"]): r for r in json.loads((out / "leaderboard.json").read_text())}
+    return out, rows
+
+
+def test_llm_judge_on_an_openai_compatible_server_scores_every_row(two_runs, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("JUDGE_KEY", "sk-stage-SECRET-5150")
+    reply = json.dumps({"rationale": "Same imagery.", "theme_consistency": 7, "style_consistency": 9, "overall": 8})
+    with ChatServer([Reply(content=reply)]) as server:
+        out, rows = judged_copy(two_runs, tmp_path, server)
+    for key in [("popularity", "warm"), ("als", "warm"), ("generated-local", "generated")]:
+        assert rows[key]["metrics"]["lyric_relevance"] == pytest.approx(0.8)
+        assert rows[key]["ci95"]["lyric_relevance"] == pytest.approx([0.8, 0.8])
+    assert "lyric judge: llm" in rows["generated-local", "generated"]["note"]
+    meta = json.loads((out / "run.json").read_text())["generative"]
+    assert meta["judge"] == {"name": "lyric_judge/openai:judge-test", "kind": "llm"}
+    sent = server.requests
+    assert sent and all(r["headers"]["Authorization"] == "Bearer sk-stage-SECRET-5150" for r in sent)
+    assert all(r["json"]["model"] == "judge-test" for r in sent)
+    assert len({json.dumps(r["json"]["messages"]) for r in sent}) == len(sent)  # each pair judged once
+    assert not any(b"sk-stage-SECRET-5150" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+
+
+def test_unparseable_judgements_are_counted_never_scored(two_runs, tmp_path) -> None:
+    with ChatServer([Reply(content="These lyrics are a solid 9/10!")]) as server:
+        out, rows = judged_copy(two_runs, tmp_path, server)
+    for key in [("popularity", "warm"), ("als", "warm"), ("generated-local", "generated")]:
+        assert "lyric_relevance" not in rows[key]["metrics"] and "lyric_relevance" not in rows[key]["ci95"]
+        assert rows[key]["metrics"]["midi_similarity"] is not None  # the other score is unaffected
+    failures = json.loads((out / "run.json").read_text())["generative"]["failures"]
+    assert sum(failures["generated-local"]["lyric_relevance"].values()) == 6
+    assert all(reason.startswith("unparseable") for reason in failures["als"]["lyric_relevance"])
 
 
 def test_disabled_stage_adds_no_taste_columns(two_runs: dict) -> None:
