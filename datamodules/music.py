@@ -147,10 +147,11 @@ class MusicDataModule(L.LightningDataModule):
         self.skipped.update(batch.pop("skipped", {}))
         return batch
 
-    def similarity_lookup(self, song_index: torch.Tensor) -> torch.Tensor | None:
-        """External similarity among a batch's songs, `[N, N]` in [0, 1]; None without a similarity file."""
+    def similarity_lookup(self, rows: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor | None:
+        """External similarity of songs `rows` to songs `cols` (default: `rows`), `[len(rows), len(cols)]`
+        in [0, 1]; None without a similarity file."""
         if self.similarity is None:
             return None
-        idx = song_index.detach().cpu().numpy()
-        block = self.similarity[idx][:, idx].toarray().astype(np.float32)
-        return torch.from_numpy(block).to(song_index.device)
+        cols = rows if cols is None else cols
+        block = self.similarity[rows.detach().cpu().numpy()][:, cols.detach().cpu().numpy()]
+        return torch.from_numpy(block.toarray().astype(np.float32)).to(rows.device)

@@ -156,9 +156,9 @@ class SimSongModule(L.LightningModule):
             self.register_buffer("logit_scale", logit_scale)
         if compile:
             self.audio_encoder.compile()  # in place: checkpoint keys stay unchanged
-        # Set by the training script (datamodule.similarity_lookup): global song indices on
-        # the CPU -> [N, N] similarity, or None where the dataset has none.
-        self.similarity_fn: Callable[[Tensor], Tensor | None] | None = None
+        # Set by the training script (datamodule.similarity_lookup): (local song indices, global
+        # song indices), on the CPU -> [n, N] similarity, or None where the dataset has none.
+        self.similarity_fn: Callable[[Tensor, Tensor], Tensor | None] | None = None
         self._similarity_source: str | None = None
         self._val_outputs: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
@@ -233,18 +233,22 @@ class SimSongModule(L.LightningModule):
     def _batch_similarity(
         self, song_index: Tensor, lyric_features: Tensor, gather: bool, offset: int
     ) -> Tensor:
-        """Similarity of the local songs (rows) to every song of the global batch (columns)."""
+        """Similarity of the local songs (rows) to every song of the global batch (columns).
+
+        Only the local block is looked up: `[n, N]`, not `[N, N]`, so the cost per rank grows
+        linearly with the number of ranks (see benchmarks/scale_sim.py).
+        """
         global_index = self._gather(song_index, with_grad=False) if gather else song_index
         n, num_keys = song_index.shape[0], global_index.shape[0]
-        similarity = self.similarity_fn(global_index.cpu()) if self.similarity_fn else None
+        similarity = self.similarity_fn(song_index.cpu(), global_index.cpu()) if self.similarity_fn else None
         if similarity is not None:
-            if similarity.shape != (num_keys, num_keys):
+            if similarity.shape != (n, num_keys):
                 raise ValueError(
                     f"SimSongModule: similarity_fn returned shape {tuple(similarity.shape)}, "
-                    f"expected {(num_keys, num_keys)} for the global batch"
+                    f"expected {(n, num_keys)} (local songs × global batch)"
                 )
             self._note_similarity_source("similarity_fn (external song similarity)")
-            return similarity[offset : offset + n].to(lyric_features.device, torch.float32)
+            return similarity.to(lyric_features.device, torch.float32)
         self._note_similarity_source("lyric-embedding cosine (no external similarity)")
         keys = self._gather(lyric_features, with_grad=False) if gather else lyric_features
         return (F.normalize(lyric_features.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).T).detach()

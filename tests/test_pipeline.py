@@ -4,6 +4,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 import webdataset as wds
 
 from datamodules.audio import encode_flac
@@ -59,6 +60,8 @@ def test_datamodule_gives_each_rank_the_same_number_of_full_batches(tiny_dataset
     assert all(b["audio"].shape == (4, 2, 16_000) for b in batches)
     block = dm.similarity_lookup(batches[0]["song_index"])
     assert block.shape == (4, 4) and float(block.min()) >= 0 and float(block.max()) <= 1
+    rows = dm.similarity_lookup(batches[0]["song_index"][:2], batches[0]["song_index"])
+    assert torch.equal(rows, block[:2])
     val_ids = [s for b in dm.val_dataloader() for s in b["song_id"]]
     assert len(val_ids) == len(set(val_ids)) == dm.num_samples("val")
 

@@ -64,7 +64,7 @@ def similarity_lookup(n_songs: int, seed: int = 1):
     """A fixed symmetric catalog similarity, indexed like MusicDataModule.similarity_lookup."""
     matrix = torch.rand(n_songs, n_songs, generator=torch.Generator().manual_seed(seed))
     matrix = (matrix + matrix.T) / 2
-    return lambda index: matrix[index][:, index]
+    return lambda rows, cols: matrix[rows][:, cols]
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +101,15 @@ def test_wns_similarity_source_and_fallback(tiny_bert: Path, caplog: pytest.LogC
     batch = next(iter(DataLoader(SyntheticSongs(6), batch_size=6)))
     embeddings = module._encode(batch["audio"], batch["lyrics"])
     asked: list[torch.Tensor] = []
-    module.similarity_fn = lambda index: asked.append(index) or None
+    module.similarity_fn = lambda rows, cols: asked.append((rows, cols)) or None
     with caplog.at_level(logging.INFO, logger="lightning_modules.simsong"):
         fallback = module._losses(embeddings, batch["song_index"], gather=True)["loss"]
         module.similarity_fn = similarity_lookup(6)
         external = module._losses(embeddings, batch["song_index"], gather=True)["loss"]
-    assert torch.equal(asked[0], torch.arange(6))
+    assert torch.equal(asked[0][0], torch.arange(6)) and torch.equal(asked[0][1], torch.arange(6))
     assert "lyric-embedding cosine" in caplog.text and "similarity_fn" in caplog.text
     assert not torch.isclose(fallback, external)
-    module.similarity_fn = lambda index: torch.zeros(3, 3)
+    module.similarity_fn = lambda rows, cols: torch.zeros(3, 3)
     with pytest.raises(ValueError, match="similarity_fn returned shape"):
         module._losses(embeddings, batch["song_index"], gather=True)
 
