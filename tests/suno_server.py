@@ -6,8 +6,11 @@
 `statuses` per poll (an unknown status, "preparing", is among them), `GET /api/get_limit` gives
 `credits_left`, `GET /audio/<id>.wav` serves a short 16 kHz wav. Knobs: `error_clips` (which
 clips, by creation number from 1, end as "error"), `fail` (status codes the next calls of an
-endpoint answer with), `down` (every call answers 500), `stall` (clips never finish), and
-`down_after_submits` (the server goes down after that many accepted submissions).
+endpoint answer with), `garble` (bodies, answered with 200, that replace the next answers of an
+endpoint after the call took effect: a submission is accepted and paid for), `slow` (seconds the
+next calls of an endpoint wait, after taking effect, before answering), `down` (every call answers 500),
+`stall` (clips never finish), and `down_after_submits` / `stall_after_submits` (the server goes down /
+stalls after that many accepted submissions).
 `counts` holds the calls per endpoint, `accepted` the body of every accepted submission,
 `audio_with_credentials` the audio downloads that carried a cookie or key.
 """
@@ -52,8 +55,11 @@ class FakeSuno:
         self.error_clips = set(error_clips or ())
         self.max_requests = max_requests
         self.fail: dict[str, list[int]] = defaultdict(list)
+        self.garble: dict[str, list[object]] = defaultdict(list)
+        self.slow: dict[str, list[float]] = defaultdict(list)
         self.down = self.stall = False
         self.down_after_submits: int | None = None
+        self.stall_after_submits: int | None = None
         self.counts: Counter = Counter()
         self.audio_with_credentials = 0  # audio downloads that carried a Cookie or Authorization header
         self.accepted: list[dict] = []
@@ -92,6 +98,8 @@ class FakeSuno:
         self.accepted.append({"endpoint": endpoint, **body})
         if self.down_after_submits is not None and len(self.accepted) >= self.down_after_submits:
             self.down = True
+        if self.stall_after_submits is not None and len(self.accepted) >= self.stall_after_submits:
+            self.stall = True
         clips = []
         for _ in range(2):
             number = len(self.clips) + 1
@@ -132,7 +140,18 @@ class FakeSuno:
         return answer
 
     def handle(self, method: str, path: str, query: dict, headers, body: dict) -> tuple[int, object]:
-        endpoint = path.rsplit("/", 1)[-1] if path.startswith("/api/") else path.split("/")[1]
+        endpoint = endpoint_of(path)
+        status, payload = self._answer(method, endpoint, path, query, headers, body)
+        with self.lock:
+            if status == 200 and self.garble[endpoint]:
+                return 200, self.garble[endpoint].pop(0)
+        return status, payload
+
+    def delay(self, endpoint: str) -> float:
+        with self.lock:
+            return self.slow[endpoint].pop(0) if self.slow[endpoint] else 0.0
+
+    def _answer(self, method: str, endpoint: str, path: str, query: dict, headers, body: dict) -> tuple[int, object]:
         with self.lock:
             self.counts[endpoint] += 1
             if sum(self.counts.values()) > self.max_requests:
@@ -155,6 +174,10 @@ class FakeSuno:
         return 404, {"error": f"no route {method} {path}"}
 
 
+def endpoint_of(path: str) -> str:
+    return path.rsplit("/", 1)[-1] if path.startswith("/api/") else path.split("/")[1]
+
+
 def _handler(fake: FakeSuno) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 5
@@ -168,12 +191,21 @@ def _handler(fake: FakeSuno) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 body = {}
             status, payload = fake.handle(method, url.path, parse_qs(url.query), self.headers, body)
+            endpoint = endpoint_of(url.path)
+            delay = fake.delay(endpoint)
+            if delay:  # not time.sleep: tests patch it to interrupt the client's polling
+                threading.Event().wait(delay)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "audio/wav" if isinstance(payload, bytes) else "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            kind = "audio/wav" if endpoint == "audio" else "text/html"
+            kind = kind if isinstance(payload, bytes) else "application/json"
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+                pass
 
         def do_GET(self) -> None:
             self._serve("GET")

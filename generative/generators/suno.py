@@ -5,7 +5,8 @@ Protocol: `POST /api/custom_generate` (`prompt` = lyrics, `tags` = style, `title
 the new clips (normally 2); `GET /api/get?ids=a,b` reports each clip's `status` (submitted,
 queued, streaming, complete, error; anything else counts as pending) and, once complete, its
 `audio_url`; `GET /api/get_limit` gives `credits_left`. Errors are JSON `{"error": msg}` with a
-4xx/5xx status; 402 means out of credits.
+4xx/5xx status; 402 means out of credits. A 2xx answer that is not JSON of the expected shape (a
+proxy's error page, say) is retried like a 5xx when the call is a GET; a POST is never sent twice.
 
 The cookie and key travel as request headers to the suno-api server only (never to the audio
 CDN) and are kept out of every repr, log line and exception message.
@@ -16,7 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -46,6 +49,10 @@ class SunoUnavailable(SunoError, TransientError):
     """The server kept failing (5xx, 429, connection errors) through every retry."""
 
 
+class BadAnswer(SunoError):
+    """A 2xx answer that is not what the protocol says: not JSON, or JSON of another shape."""
+
+
 class PollTimeout(TransientError):
     """A request's clips were not finished in time; they stay submitted and a re-run polls them again."""
 
@@ -56,6 +63,16 @@ def _error_message(response: requests.Response) -> str:
     except ValueError:
         return response.text[:200]
     return str(body.get("error") or body.get("detail") or body)[:200] if isinstance(body, dict) else str(body)[:200]
+
+
+def _http_failure(method: str, path: str, response: requests.Response) -> str:
+    """What went wrong with an HTTP error answer that is worth retrying; raises for the others."""
+    message = _error_message(response)
+    if response.status_code == 402:
+        raise OutOfCredits(f"{method} {path}: out of Suno credits (402: {message})")
+    if response.status_code not in RETRY_STATUSES:
+        raise SunoError(f"{method} {path}: HTTP {response.status_code}: {message}")
+    return f"HTTP {response.status_code}: {message}"
 
 
 def parse_duration(value) -> float | None:
@@ -114,10 +131,15 @@ class SunoClient:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
-    def _request(self, method: str, url: str, idempotent: bool, **kwargs) -> requests.Response:
-        """One call with retries; raises OutOfCredits on 402 and SunoError on anything else that failed."""
+    def _request(
+        self, method: str, url: str, idempotent: bool, read: Callable[[requests.Response], Any] | None = None, **kwargs
+    ) -> Any:
+        """One call with retries: the response, or what `read` makes of it (a `BadAnswer` from it is retried
+        like a 5xx when the call is idempotent). Raises OutOfCredits on 402 and SunoError on anything else
+        that failed; a POST that may have reached the server is never sent again."""
         headers = self._auth if self._same_origin(url) else {}
         path = urlsplit(url).path
+        maybe_submitted = "the request may still have been submitted (check the Suno library before retrying)"
         for attempt in range(self.max_retries + 1):
             try:
                 response = self.session.request(method, url, headers=headers, timeout=self.timeout_s, **kwargs)
@@ -125,20 +147,20 @@ class SunoClient:
                 failure = f"connection error ({type(error).__name__})"
             except requests.Timeout:
                 if not idempotent:
-                    raise SunoError(
-                        f"{method} {path}: no answer within {self.timeout_s} s; the request may still have been "
-                        "submitted (check the Suno library before retrying)"
-                    ) from None
+                    raise SunoError(f"{method} {path}: no answer in {self.timeout_s} s; {maybe_submitted}") from None
                 failure = "timed out"
             else:
-                if response.status_code < 400:
+                if response.status_code >= 400:
+                    failure = _http_failure(method, path, response)
+                elif read is None:
                     return response
-                message = _error_message(response)
-                if response.status_code == 402:
-                    raise OutOfCredits(f"{method} {path}: out of Suno credits (402: {message})")
-                if response.status_code not in RETRY_STATUSES:
-                    raise SunoError(f"{method} {path}: HTTP {response.status_code}: {message}")
-                failure = f"HTTP {response.status_code}: {message}"
+                else:
+                    try:
+                        return read(response)
+                    except BadAnswer as error:
+                        if not idempotent:
+                            raise SunoError(f"{method} {path}: {error}; {maybe_submitted}") from None
+                        failure = str(error)
             if attempt == self.max_retries:
                 raise SunoUnavailable(f"{method} {path}: {failure} after {attempt + 1} attempts")
             delay = self.backoff_s * 2**attempt
@@ -146,18 +168,23 @@ class SunoClient:
             time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _json(self, method: str, path: str, idempotent: bool, **kwargs):
-        response = self._request(method, self.base_url + path, idempotent, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise SunoError(f"{method} {path}: answer is not JSON: {response.text[:200]!r}") from None
+    def _json(self, method: str, path: str, idempotent: bool, shape: Callable[[Any], Any] = lambda b: b, **kwargs):
+        """The answer's JSON, passed through `shape` (which raises `BadAnswer` when it is not as expected)."""
+
+        def read(response: requests.Response):
+            try:
+                body = response.json()
+            except ValueError:
+                raise BadAnswer(f"answer is not JSON: {response.text[:200]!r}") from None
+            return shape(body)
+
+        return self._request(method, self.base_url + path, idempotent, read, **kwargs)
 
     @staticmethod
-    def _clips(body, path: str) -> list[dict]:
+    def _clips(body) -> list[dict]:
         clips = body.get("clips", body.get("data")) if isinstance(body, dict) else body
         if not isinstance(clips, list) or not all(isinstance(c, dict) and c.get("id") for c in clips):
-            raise SunoError(f"{path}: expected a list of clips with ids, got {str(body)[:200]!r}")
+            raise BadAnswer(f"expected a list of clips with ids, got {str(body)[:200]!r}")
         return clips
 
     def custom_generate(self, lyrics: str, tags: str, title: str, make_instrumental: bool, model: str) -> list[dict]:
@@ -166,16 +193,16 @@ class SunoClient:
             "prompt": lyrics, "tags": tags, "title": title, "make_instrumental": make_instrumental,
             "model": model, "wait_audio": False,
         }
-        return self._clips(self._json("POST", "/api/custom_generate", False, json=body), "/api/custom_generate")
+        return self._json("POST", "/api/custom_generate", False, self._clips, json=body)
 
     def generate(self, description: str, make_instrumental: bool, model: str) -> list[dict]:
         """Description mode: Suno writes lyrics and style from one description."""
         body = {"prompt": description, "make_instrumental": make_instrumental, "model": model, "wait_audio": False}
-        return self._clips(self._json("POST", "/api/generate", False, json=body), "/api/generate")
+        return self._json("POST", "/api/generate", False, self._clips, json=body)
 
     def get(self, ids: list[str]) -> list[dict]:
         """The clips' current state."""
-        return self._clips(self._json("GET", "/api/get", True, params={"ids": ",".join(ids)}), "/api/get")
+        return self._json("GET", "/api/get", True, self._clips, params={"ids": ",".join(ids)})
 
     def credits_left(self) -> int | None:
         """Credits left on the account (None when the server does not say)."""
