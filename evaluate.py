@@ -1,4 +1,4 @@
-"""Rank every recommender on one dataset's test split.
+"""Rank every recommender on one dataset's test split (`--split val` to tune settings).
 
     uv run evaluate.py --config eval.yaml [--data.root DIR] [--out DIR] [--ckpt A.ckpt --ckpt B.ckpt]
 
@@ -8,7 +8,9 @@ uses the latest checkpoints of the training runs listed in `run_dirs`. Writes
 prints the leaderboard and logs it to W&B (offline unless configured; `--wandb false` to skip).
 With `generative.enabled` (on in eval.yaml; `--generative.enabled false` to skip) it also generates
 songs for a few test users under `<out>/generated/` and adds taste scores (MIDI similarity, lyric
-relevance) of those songs and of every model's top-k to the leaderboard.
+relevance) of those songs and of every model's top-k to the leaderboard. Under a W&B sweep agent
+the report folder becomes `<out>-<W&B run id>`, so the runs of a sweep never overwrite each other
+(configs/sweeps/ holds the sweeps).
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import inspect
 import json
 import logging
 import sys
+from pathlib import Path
 
 import yaml
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from evaluation.leaderboard import Leaderboard, Report
 from configs import resolve_config_args
+from datamodules.music import resolve_data_root
+from evaluation.leaderboard import Leaderboard, Report, default_out
+from lightning_modules.cli import per_sweep_run
 
 
 def build_parser() -> ArgumentParser:
@@ -64,7 +69,9 @@ def main(args: list[str] | None = None) -> Report:
     config = parser.parse_args(merge_repeated_ckpt(resolve_config_args(sys.argv[1:] if args is None else args)))
     init = parser.instantiate(config)
     settings = {name: init[name] for name in inspect.signature(Leaderboard).parameters}
-    report = Leaderboard(**settings).run(init.data.root, init.out, init.ckpt)
+    root = resolve_data_root(init.data.root)
+    out = Path(init.out) if init.out else default_out(root)
+    report = Leaderboard(**settings).run(root, out.with_name(per_sweep_run(out.name)), init.ckpt)
     print(report.markdown)
     print(f"reports written to {report.out}: {', '.join(sorted(p.name for p in report.files))}")
     return report

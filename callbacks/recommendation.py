@@ -66,7 +66,9 @@ class RecommendationEvaluation(L.Callback):
         whole_songs: Embed whole songs (every segment) instead of one centre crop.
         max_cached_mb: Most memory kept for decoded crops; above it they are decoded again each time.
         batch_size: Crops embedded at once.
-        data_root: Dataset folder; default the datamodule's `root`.
+        data_root: Dataset folder; default the datamodule's `root`. Centre crops are read through
+            the datamodule's `shard_url_template` when it has one (shards in object storage), else
+            from the folder's shards (as `whole_songs` always is).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class RecommendationEvaluation(L.Callback):
         self._data: InteractionData | None = None
         self._baseline_results: dict[str, SliceResult] | None = None
         self._crops: list[tuple[np.ndarray, torch.Tensor]] | None = None
+        self._shard_url_template: str | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if isinstance(trainer.strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)):
@@ -134,6 +137,8 @@ class RecommendationEvaluation(L.Callback):
                     "set data_root"
                 )
             self._data = InteractionData.load(root)
+            hparams = getattr(trainer.datamodule, "hparams", {})
+            self._shard_url_template = hparams.get("shard_url_template")
         return self._data
 
     def _baselines(self, data: InteractionData) -> dict[str, SliceResult]:
@@ -184,7 +189,7 @@ class RecommendationEvaluation(L.Callback):
         cache: list | None = []
         wanted = set(songs.tolist())
         batch_songs, batch_crops, cached_bytes = [], [], 0
-        for song, wave in iter_shard_songs(root):
+        for song, wave in iter_shard_songs(root, self._shard_url_template):
             if song not in wanted:
                 continue
             batch_songs.append(song)

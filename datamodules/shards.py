@@ -173,11 +173,16 @@ def read_index(root: str | Path) -> dict:
     return index
 
 
-def iter_shard_songs(root: str | Path) -> Iterator[tuple[int, np.ndarray]]:
-    """(song index, full waveform) for every decodable song in every shard of the dataset."""
+def iter_shard_songs(root: str | Path, url_template: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(song index, full waveform) for every decodable song in every shard of the dataset.
+
+    `url_template` (`MusicDataModule.shard_url_template`, e.g. `pipe:aws s3 cp s3://b/set/{name} -`)
+    reads the shards listed in `root/shards/index.json` from elsewhere.
+    """
     root = Path(root)
     index = read_index(root)
-    urls = [str(root / SHARDS_DIR / e["url"]) for entries in index["splits"].values() for e in entries if e["count"]]
+    names = [e["url"] for entries in index["splits"].values() for e in entries if e["count"]]
+    urls = [url_template.format(name=n) if url_template else str(root / SHARDS_DIR / n) for n in names]
     skipped = 0
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=wds.warn_and_continue):
         try:

@@ -1,11 +1,12 @@
-"""The leaderboard: every recommender ranked on one dataset's test split, warm and cold songs apart.
+"""The leaderboard: every recommender ranked on one dataset's test split (or, for tuning, its
+validation split), warm and cold songs apart.
 
 `Leaderboard.run` goes through stages, each a plain function, so that a later stage (the taste
 scores of generated songs, say) can sit between evaluation and reporting:
 
 1. fit: baselines, content models (one per SimSong checkpoint) and hybrids, every one through
    `training_only(data)`, so any use of validation or test interactions while fitting raises;
-2. `evaluate_models`: the test split, warm and cold slices → leaderboard rows;
+2. `evaluate_models`: the test (or validation) split, warm and cold slices → leaderboard rows;
 3. `evaluation.generative_stage` (with `generative.enabled`): `midi_similarity` and
    `lyric_relevance` of every model's top-k join its warm row's "metrics" and "ci95"; generators
    get rows of their own, slice "generated" (every writer takes its columns from the rows);
@@ -19,7 +20,7 @@ Row contract of leaderboard.json (other tools read it), a list of::
      "note": str}            # only on rows that hold no numbers
 
 A row with a note has empty metrics and ci95 and n_users 0: the model cannot rank the slice
-(collaborative filtering on cold-start songs), the slice has no test user, or the model was
+(collaborative filtering on cold-start songs), the slice has no user in the split, or the model was
 skipped. NaN is written as null; floats are rounded to 6 decimals and keys sorted, so the same
 seed gives a byte-identical file. Run metadata (paths, time, timings) goes to run.json.
 """
@@ -103,6 +104,9 @@ class Report:
 class Leaderboard:
     """Fit the baselines, load the content checkpoints, rank every model on the test split, write reports.
 
+    Settings are chosen on `split: val` (a sweep over baselines, say) and reported on `split: test`:
+    choosing them on the test split would make its figures optimistic.
+
     Args:
         baselines: Recommenders fitted on the training split (`class_path`/`init_args` in YAML).
         run_dirs: Training runs searched for checkpoints when none is given: in each, the newest
@@ -113,6 +117,9 @@ class Leaderboard:
         ks: Cut-offs K.
         primary_metric: Sorts the leaderboard, best first within each slice.
         report_metrics: Columns of the Markdown table and panels of metrics_ci.png.
+        split: Held-out interactions ranked: "test" for the leaderboard, "val" for tuning (its cold
+            slice is empty: every cold-start interaction is in test; needs `generative.enabled: false`,
+            whose taste scores are drawn from test users).
         n_bootstrap: Bootstrap resamples of the 95% confidence intervals (0: none).
         seed: Seed of the bootstrap, the embedding map and torch.
         device: Where content models run their encoders: "auto" (CUDA when available), "cpu", "cuda".
@@ -132,6 +139,7 @@ class Leaderboard:
         ks: list[int] = [5, 10, 20, 50],
         primary_metric: str = "ndcg@10",
         report_metrics: list[str] = ["recall@10", "precision@10", "ndcg@10", "map@10", "hit@10", "coverage@10"],
+        split: Literal["val", "test"] = "test",
         n_bootstrap: int = 1000,
         seed: int = 0,
         device: str = "auto",
@@ -146,7 +154,7 @@ class Leaderboard:
         self.fuse, self.hybrid = fuse, hybrid
         self.ks = sorted({int(k) for k in ks})
         self.primary_metric, self.report_metrics = primary_metric, list(report_metrics)
-        self.n_bootstrap, self.seed = n_bootstrap, seed
+        self.split, self.n_bootstrap, self.seed = split, n_bootstrap, seed
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.embedding_map, self.use_wandb, self.wandb_project = embedding_map, wandb, wandb_project
         self.show_progress = show_progress
@@ -162,6 +170,11 @@ class Leaderboard:
                     f"Leaderboard: {name} has {unknown}; expected <metric>@<K> with metric in "
                     f"{list(METRIC_NAMES) + ['coverage']} and K in ks={self.ks}"
                 )
+        if self.split == "val" and self.generative.enabled:
+            raise ValueError(
+                "Leaderboard: split='val' with generative.enabled: the generative stage scores test users; "
+                "set generative.enabled false to tune on the validation split"
+            )
         names = [b.name for b in self.baselines]
         if self.hybrid.enabled and self.hybrid.base not in names:
             raise ValueError(f"Leaderboard: hybrid.base={self.hybrid.base!r} names no baseline; baselines: {names}")
@@ -178,12 +191,12 @@ class Leaderboard:
         L.seed_everything(self.seed, verbose=False)
         root = resolve_data_root(data_root)
         data = InteractionData.load(root)
-        out = Path(out) if out else Path("reports") / root.resolve().name
+        out = Path(out) if out else default_out(root)
         discovered = checkpoints is None
         checkpoints = find_checkpoints(self.run_dirs) if discovered else [Path(c) for c in checkpoints]
         fitted = self.fit(data, checkpoints, discovered)
         rows, eval_seconds = evaluate_models(
-            fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress
+            fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress, self.split
         )
         stage = None
         has_audio = (root / "shards" / "index.json").exists()
@@ -196,7 +209,8 @@ class Leaderboard:
             rows = add_taste_metrics(rows, stage)
         rows += [note_row(name, s, f"skipped: {why}") for name, why in fitted.skipped.items() for s in SLICES]
         rows = sort_rows(rows, self.primary_metric)
-        title = f"Leaderboard: {root.resolve().name} (test split, sorted by {self.primary_metric})"
+        split = {"test": "test", "val": "validation"}[self.split]
+        title = f"Leaderboard: {root.resolve().name} ({split} split, sorted by {self.primary_metric})"
         report = write_reports(rows, out, self.primary_metric, self.report_metrics, title)
         notes = fitted.notes + [f"{name} skipped: {why}" for name, why in fitted.skipped.items()]
         report.files += self.plots(rows, fitted, data, out, notes)
@@ -317,7 +331,8 @@ class Leaderboard:
         return {
             "baselines": [f"{type(b).__module__}.{type(b).__name__} ({b.name})" for b in self.baselines],
             "fuse": self.fuse, "hybrid": asdict(self.hybrid), "ks": self.ks, "primary_metric": self.primary_metric,
-            "report_metrics": self.report_metrics, "n_bootstrap": self.n_bootstrap, "seed": self.seed,
+            "report_metrics": self.report_metrics, "split": self.split, "n_bootstrap": self.n_bootstrap,
+            "seed": self.seed,
             "device": self.device, "run_dirs": [str(d) for d in self.run_dirs],
             "generative": asdict(self.generative),
         }
@@ -332,6 +347,11 @@ def _taste_table(wandb, entries: list[dict]):
         for e in sorted(entries, key=lambda e: (e["user_id"], not e["source"].startswith("generated-"), e["source"]))
     ]
     return wandb.Table(columns=columns, data=data)
+
+
+def default_out(root: Path) -> Path:
+    """`reports/<dataset folder name>`: where a leaderboard goes unless told otherwise."""
+    return Path("reports") / root.resolve().name
 
 
 # ---- checkpoints and content models -------------------------------------------------------
@@ -408,9 +428,9 @@ def _timed_fit(model: Recommender, data: InteractionData, seconds: dict[str, flo
 # ---- stage 2: evaluate --------------------------------------------------------------------
 def evaluate_models(
     models: dict[str, Recommender], data: InteractionData, ks: Sequence[int], n_bootstrap: int, seed: int,
-    show_progress: bool = True,
+    show_progress: bool = True, split: Literal["val", "test"] = "test",
 ) -> tuple[list[dict], dict[str, float]]:
-    """One row per model and slice on the test split, and each model's evaluation seconds."""
+    """One row per model and slice on the split, and each model's evaluation seconds."""
     rows, seconds = [], {}
     for name, model in models.items():
         clock = time.perf_counter()
@@ -421,11 +441,11 @@ def evaluate_models(
                 rows.append(note_row(name, slice_name, CANNOT_RANK_COLD))
             else:
                 result = evaluate_scorer(
-                    model.score, data, "test", slice_name, ks, n_bootstrap=n_bootstrap, seed=seed,
+                    model.score, data, split, slice_name, ks, n_bootstrap=n_bootstrap, seed=seed,
                     model=name, show_progress=show_progress,
                 )
                 rows.append(result_row(result) if result.n_users else
-                            note_row(name, slice_name, f"no test user has a {slice_name} song"))
+                            note_row(name, slice_name, f"no {split} user has a {slice_name} song"))
         seconds[name] = time.perf_counter() - clock
     return rows, seconds
 

@@ -18,12 +18,28 @@ def default_wandb_offline() -> None:
         os.environ["WANDB_MODE"] = "offline"
 
 
+def sweep_run_id() -> str | None:
+    """The W&B run id when a sweep agent started this process (it sets WANDB_SWEEP_ID and WANDB_RUN_ID)."""
+    return (os.environ.get("WANDB_RUN_ID") or None) if os.environ.get("WANDB_SWEEP_ID") else None
+
+
+def per_sweep_run(name: str) -> str:
+    """`name-<run id>` under a sweep agent, so that the runs of one sweep never share a folder; else `name`."""
+    run_id = sweep_run_id()
+    return f"{name}-{run_id}" if run_id else name
+
+
 class SimSongCLI(LightningCLI):
     """Adds the run name, `--ckpt_path`, and the run folder layout `<default_root_dir>/<run_name>/`.
 
     Inside a run folder: `checkpoints/` (`last.ckpt` and the best by `monitor`), `csv/` metrics,
-    the W&B run (offline unless configured) and `config.yaml`.
+    the W&B run (offline unless configured) and `config.yaml`. Under a W&B sweep agent the run name
+    becomes `<run_name>-<W&B run id>` and the W&B logger joins that run, so each sweep run has its
+    own folder, and a run the agent resumes (same id) finds its own `--ckpt_path last`.
     """
+
+    def before_instantiate_classes(self) -> None:
+        self.config.run_name = per_sweep_run(self.config.run_name)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--run_name", type=str, default="simsong", help="Run folder and W&B run name.")
@@ -45,7 +61,9 @@ class SimSongCLI(LightningCLI):
             default_wandb_offline()
             kwargs["logger"] = [
                 CSVLogger(run_dir, name="csv", version=""),
-                WandbLogger(name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir),
+                WandbLogger(
+                    name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir, id=sweep_run_id()
+                ),
             ]
         best = ModelCheckpoint(
             dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}", monitor=self.config.monitor, mode="max"

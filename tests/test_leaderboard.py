@@ -14,6 +14,7 @@ import pytest
 from evaluation.leaderboard import (
     CANNOT_RANK_COLD, HybridConfig, Leaderboard, latest_checkpoint, sort_rows, to_csv, to_markdown,
 )
+from evaluation.generative_stage import GenerativeConfig
 from recommenders import ALSRecommender, PopularityRecommender, RandomRecommender
 
 KS = [5, 10]
@@ -138,6 +139,20 @@ def test_leaderboard_without_bootstrap_writes_null_intervals(tmp_path: Path, two
     assert all(bounds == [None, None] for row in report.rows for bounds in row["ci95"].values())
 
 
+def test_validation_split_is_reported_as_such_and_differs_from_test(tmp_path: Path, two_runs) -> None:
+    """`split: val`, for tuning: validation users and songs, recorded in the title, run.json and settings."""
+    root, test_out, _ = two_runs
+    report = tiny_leaderboard(split="val").run(root, tmp_path, checkpoints=[])
+    val = {(row["model"], row["slice"]): row for row in report.rows}
+    test = {(row["model"], row["slice"]): row for row in strict_json((test_out / "leaderboard.json").read_text())}
+    for model in ["popularity", "als"]:
+        assert val[model, "warm"]["metrics"] != test[model, "warm"]["metrics"], model
+    assert val["random", "cold"]["note"] == "no val user has a cold song"  # every cold interaction is in test
+    assert "(validation split, sorted by ndcg@10)" in (tmp_path / "leaderboard.md").read_text()
+    assert json.loads((tmp_path / "run.json").read_text())["settings"]["split"] == "val"
+    assert json.loads((test_out / "run.json").read_text())["settings"]["split"] == "test"
+
+
 class PeekingRecommender(PopularityRecommender):
     """Looks at the test split while fitting: the leaderboard must refuse it."""
 
@@ -162,6 +177,8 @@ def test_bad_settings_fail_with_the_field_name() -> None:
         tiny_leaderboard(primary_metric="ndcg@7")
     with pytest.raises(ValueError, match="hybrid.base"):
         tiny_leaderboard(baselines=[PopularityRecommender()])
+    with pytest.raises(ValueError, match="split='val' with generative.enabled"):
+        tiny_leaderboard(split="val", generative=GenerativeConfig(enabled=True))
 
 
 def test_latest_checkpoint_prefers_the_newest_best_then_last(tmp_path: Path) -> None:
