@@ -65,6 +65,7 @@ class MusicDataModule(L.LightningDataModule):
         self.root: Path | None = None
         self.index: dict = {}
         self.similarity = None
+        self._resumed_epochs = 0
 
     def prepare_data(self) -> None:
         resolve_data_root(self.hparams.root)
@@ -110,6 +111,21 @@ class MusicDataModule(L.LightningDataModule):
         _, world_size = self._world()
         return max(self.num_samples("train") // (self.hparams.batch_size * world_size), 1)
 
+    def _epochs_trained(self) -> int:
+        """Training epochs already run, so that the stream starts with the next one's data.
+
+        On a resume the loaders are built (for the schedule's length) before the trainer restores its
+        loops, when its epoch still reads 0; the count saved in the checkpoint (`state_dict`) is right.
+        """
+        processed = self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
+        return max(processed, self._resumed_epochs)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epochs_trained": self._epochs_trained()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resumed_epochs = int(state.get("epochs_trained", 0))
+
     def train_dataloader(self) -> wds.WebLoader:
         rank, _ = self._world()
         workers = self.hparams.num_workers
@@ -121,7 +137,7 @@ class MusicDataModule(L.LightningDataModule):
             batches_per_worker=math.ceil(batches / max(workers, 1)),
             seed=self.hparams.seed * 1000 + rank,
             shuffle_buffer=self.hparams.shuffle_buffer,
-            start_epoch=self.trainer.current_epoch if self.trainer is not None else 0,
+            start_epoch=self._epochs_trained(),
         )
         loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
         # The length lets Lightning place end-of-epoch validation; with_epoch makes it true.

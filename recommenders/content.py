@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +25,20 @@ def run_name_of(checkpoint: str | Path) -> str:
 
 
 def load_module(checkpoint: str | Path, device: str = "cpu") -> SimSongModule:
-    """Load a SimSong checkpoint with no training config; a file that is not one fails clearly."""
+    """Load a SimSong checkpoint with no training config; a file that is not one fails clearly.
+
+    Loading is weights-only: a file that needs any other pickled object is refused unread, never run.
+    """
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         module = SimSongModule.load_from_checkpoint(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's own message advises weights_only=False, which would run whatever the file holds.
+        refused = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(error))
+        detail = (refused.group(1) if refused else str(error).splitlines()[0]).split(". Please")[0].strip()
+        raise ValueError(f"{path}: not a SimSong checkpoint; weights-only loading refused it ({detail})") from None
     except Exception as error:
         raise ValueError(f"{path}: not a SimSong checkpoint ({type(error).__name__}: {error})") from error
     return module.eval()
