@@ -26,6 +26,17 @@ from datamodules.audio import SAMPLE_RATE, decode_audio_bytes
 
 log = logging.getLogger(__name__)
 
+SKIP_REASONS = (
+    "missing audio or metadata member",
+    "malformed metadata json",
+    "lyrics not UTF-8",
+    "missing lyrics",
+    "undecodable audio",
+    "empty audio",
+    "unreadable shard data",
+)
+"""Why a sample is dropped. A count's key may add the error type in parentheses: `unreadable shard data (ReadError)`."""
+
 
 @dataclass
 class SkipCounter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -173,22 +174,33 @@ def read_index(root: str | Path) -> dict:
     return index
 
 
-def iter_shard_songs(root: str | Path, url_template: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_shard_songs(
+    root: str | Path, url_template: str | None = None, skipped: Counter | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """(song index, full waveform) for every decodable song in every shard of the dataset.
 
     `url_template` (`MusicDataModule.shard_url_template`, e.g. `pipe:aws s3 cp s3://b/set/{name} -`)
-    reads the shards listed in `root/shards/index.json` from elsewhere.
+    reads the shards listed in `root/shards/index.json` from elsewhere. What cannot be read is
+    skipped, logged, and counted by reason in `skipped`: `undecodable audio` per sample, and
+    `unreadable shard data (<error>)` per read error (a truncated shard loses its remaining songs).
     """
     root = Path(root)
     index = read_index(root)
     names = [e["url"] for entries in index["splits"].values() for e in entries if e["count"]]
     urls = [url_template.format(name=n) if url_template else str(root / SHARDS_DIR / n) for n in names]
-    skipped = 0
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=wds.warn_and_continue):
+    skipped = Counter() if skipped is None else skipped
+
+    def unreadable(error: Exception) -> bool:
+        skipped[f"unreadable shard data ({type(error).__name__})"] += 1
+        log.warning("%s: skipping unreadable shard data (%s)", root, error)
+        return True
+
+    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=unreadable):
         try:
             yield int(json.loads(sample["json"])["song_index"]), decode_audio_bytes(sample["flac"])
         except Exception as error:  # a corrupt member must not stop the whole evaluation
-            skipped += 1
+            skipped["undecodable audio"] += 1
             log.warning("%s: skipping sample %s (%s)", root, sample.get("__key__"), error)
     if skipped:
-        log.warning("%s: %d song(s) could not be decoded and have no audio embedding", root, skipped)
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
+        log.warning("%s: skipped reading the shards: %s", root, reasons)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from lightning_modules.checkpoint_io import AtomicCheckpointIO
 
 
 def default_wandb_offline() -> None:
@@ -32,7 +35,8 @@ def per_sweep_run(name: str) -> str:
 class SimSongCLI(LightningCLI):
     """Adds the run name, `--ckpt_path`, and the run folder layout `<default_root_dir>/<run_name>/`.
 
-    Inside a run folder: `checkpoints/` (`last.ckpt` and the best by `monitor`), `csv/` metrics,
+    Inside a run folder: `checkpoints/` (`last.ckpt` and the best by `monitor`, each written whole
+    or not at all: `AtomicCheckpointIO`), `csv/` metrics,
     the W&B run (offline unless configured) and `config.yaml`. Under a W&B sweep agent the run name
     becomes `<run_name>-<W&B run id>` and the W&B logger joins that run, so each sweep run has its
     own folder, and a run the agent resumes (same id) finds its own `--ckpt_path last`.
@@ -76,4 +80,8 @@ class SimSongCLI(LightningCLI):
         callbacks = list(config.get("callbacks") or []) + extra + [best, last]
         if kwargs.get("logger", config.get("logger")) not in (False, None, []):
             callbacks.append(LearningRateMonitor("step"))
-        return self.trainer_class(**{**config, **kwargs, "callbacks": callbacks})
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # a CheckpointIO of the user's wins
+            plugins = [*plugins, AtomicCheckpointIO()]
+        return self.trainer_class(**{**config, **kwargs, "callbacks": callbacks, "plugins": plugins})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -29,12 +30,18 @@ def _segments(wave: np.ndarray, length: int) -> torch.Tensor:
 
 @torch.no_grad()
 def embed_audio_catalog(
-    module: SimSongModule, root: str | Path, n_songs: int, batch_segments: int = 64
+    module: SimSongModule, root: str | Path, n_songs: int, batch_segments: int = 64, skipped: Counter | None = None
 ) -> np.ndarray:
-    """[n_songs, D] mean of each song's segment embeddings; zero rows for songs without audio."""
+    """[n_songs, D] mean of each song's segment embeddings; zero rows for songs without audio.
+
+    Why songs have no audio is counted in `skipped` (see `iter_shard_songs`; songs in no readable
+    shard count as `not found in the shards`) and logged, so that no song drops out unreported.
+    """
     length = int(round(module.hparams.segment_seconds * module.hparams.sample_rate))
     out = np.zeros((n_songs, module.hparams.embed_dim), dtype=np.float32)
     pending: list[tuple[int, torch.Tensor]] = []
+    skipped = Counter() if skipped is None else skipped
+    embedded: set[int] = set()
 
     def flush() -> None:
         segments = torch.cat([s for _, s in pending])
@@ -43,12 +50,19 @@ def embed_audio_catalog(
             out[song] = F.normalize(chunk.mean(0), dim=0).numpy()
         pending.clear()
 
-    for song, wave in tqdm(iter_shard_songs(root), total=n_songs, desc="embedding audio", unit="song"):
+    for song, wave in tqdm(iter_shard_songs(root, skipped=skipped), total=n_songs, desc="embedding audio", unit="song"):
         pending.append((song, _segments(wave, length)))
+        embedded.add(song)
         if sum(len(s) for _, s in pending) >= batch_segments:
             flush()
     if pending:
         flush()
+    missing = n_songs - len(embedded)
+    if missing:
+        if missing > skipped["undecodable audio"]:
+            skipped["not found in the shards"] += missing - skipped["undecodable audio"]
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()) if n)
+        log.warning("%s: %d of %d songs have no audio embedding (%s)", root, missing, n_songs, reasons)
     return out
 
 
@@ -73,11 +87,12 @@ def fuse_embeddings(audio: np.ndarray | None, lyrics: np.ndarray | None) -> np.n
 
 
 def embed_catalog(
-    module: SimSongModule, root: str | Path, catalog: pd.DataFrame, fuse: Fuse = "both"
+    module: SimSongModule, root: str | Path, catalog: pd.DataFrame, fuse: Fuse = "both", skipped: Counter | None = None
 ) -> np.ndarray:
-    """Song embeddings of the whole catalog, from audio, lyrics or both."""
+    """Song embeddings of the whole catalog, from audio, lyrics or both; `skipped` counts songs without audio."""
     has_shards = (Path(root) / SHARDS_DIR / "index.json").exists()
-    audio = embed_audio_catalog(module, root, len(catalog)) if fuse != "lyrics" and has_shards else None
+    use_audio = fuse != "lyrics" and has_shards
+    audio = embed_audio_catalog(module, root, len(catalog), skipped=skipped) if use_audio else None
     lyrics = embed_lyrics_catalog(module, catalog) if fuse != "audio" else None
     if audio is None and lyrics is None:
         raise ValueError(f"{root}: no shards, so no audio to embed; use fuse='lyrics' or 'both'")

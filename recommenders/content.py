@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +63,14 @@ class ContentRecommender(EmbeddingRecommender):
         super().__init__()
         self.checkpoint, self.fuse, self.device = checkpoint, fuse, device
         self.name = name or run_name_of(checkpoint)
+        self.skipped: Counter = Counter()  # why songs have no audio embedding (see `embed_audio_catalog`)
 
     def song_embeddings_for(self, data: InteractionData) -> np.ndarray:
         if data.root is None:
             raise ValueError("ContentRecommender: the InteractionData has no dataset root to read songs from")
         module = load_module(self.checkpoint, self.device)
+        self.skipped = Counter()
         with torch.inference_mode():
-            embeddings = embed_catalog(module, data.root, data.catalog, self.fuse)
+            embeddings = embed_catalog(module, data.root, data.catalog, self.fuse, self.skipped)
         log.info("%s: embedded %d songs (%s)", self.name, int(np.any(embeddings != 0, axis=1).sum()), self.fuse)
         return embeddings
