@@ -8,7 +8,8 @@
 clips, by creation number from 1, end as "error"), `fail` (status codes the next calls of an
 endpoint answer with), `garble` (bodies, answered with 200, that replace the next answers of an
 endpoint after the call took effect: a submission is accepted and paid for), `slow` (seconds the
-next calls of an endpoint wait, after taking effect, before answering), `down` (every call answers 500),
+next calls of an endpoint wait, after taking effect, before answering), `hang_up` (how many of the
+next calls of an endpoint close the connection unanswered, after taking effect), `down` (every call answers 500),
 `stall` (clips never finish), and `down_after_submits` / `stall_after_submits` (the server goes down /
 stalls after that many accepted submissions).
 `counts` holds the calls per endpoint, `accepted` the body of every accepted submission,
@@ -57,6 +58,7 @@ class FakeSuno:
         self.fail: dict[str, list[int]] = defaultdict(list)
         self.garble: dict[str, list[object]] = defaultdict(list)
         self.slow: dict[str, list[float]] = defaultdict(list)
+        self.hang_up: Counter = Counter()
         self.down = self.stall = False
         self.down_after_submits: int | None = None
         self.stall_after_submits: int | None = None
@@ -151,6 +153,13 @@ class FakeSuno:
         with self.lock:
             return self.slow[endpoint].pop(0) if self.slow[endpoint] else 0.0
 
+    def hangs_up(self, endpoint: str) -> bool:
+        with self.lock:
+            if self.hang_up[endpoint] <= 0:
+                return False
+            self.hang_up[endpoint] -= 1
+            return True
+
     def _answer(self, method: str, endpoint: str, path: str, query: dict, headers, body: dict) -> tuple[int, object]:
         with self.lock:
             self.counts[endpoint] += 1
@@ -195,6 +204,9 @@ def _handler(fake: FakeSuno) -> type[BaseHTTPRequestHandler]:
             delay = fake.delay(endpoint)
             if delay:  # not time.sleep: tests patch it to interrupt the client's polling
                 threading.Event().wait(delay)
+            if fake.hangs_up(endpoint):
+                self.close_connection = True
+                return
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             kind = "audio/wav" if endpoint == "audio" else "text/html"
             kind = kind if isinstance(payload, bytes) else "application/json"

@@ -106,16 +106,18 @@ def test_garbage_poll_answers_are_retried_then_left_pending_not_paid_again(world
         assert len(suno.accepted) == suno.counts["custom_generate"] == 2
 
 
-@pytest.mark.parametrize("fault", ["garbage", "slow"])
+@pytest.mark.parametrize("fault", ["garbage", "slow", "hang_up"])
 def test_a_submission_answered_badly_is_never_sent_twice(world, tmp_path, fault):
-    """A paid submission answered with garbage or too late is recorded as failed, not resubmitted."""
+    """A paid submission answered with garbage, too late or not at all is recorded as failed, not resubmitted."""
     root, data = world
     users = choose_users(data, 1, seed=0)
     with FakeSuno() as suno:
         if fault == "garbage":
             suno.garble["custom_generate"] = [b"<html>oops</html>"]
-        else:
+        elif fault == "slow":
             suno.slow["custom_generate"] = [1.5]
+        else:
+            suno.hang_up["custom_generate"] = 1
         config = load_config(suno_args(suno.url, "--generator.request_timeout_s", "0.3"))
         run = generate_for_users(data, users, config, tmp_path / "out")
         assert run.counts == {"failed": 1} and run.songs == []
@@ -126,15 +128,19 @@ def test_a_submission_answered_badly_is_never_sent_twice(world, tmp_path, fault)
         assert suno.counts["custom_generate"] == len(suno.accepted) == 1
 
 
-def test_a_slow_poll_is_retried_and_the_request_completes(world, tmp_path, caplog):
+@pytest.mark.parametrize("fault, logged", [("slow", "timed out"), ("hang_up", "connection error (ConnectionError)")])
+def test_a_poll_answered_late_or_not_at_all_is_retried(world, tmp_path, caplog, fault, logged):
     root, data = world
     with FakeSuno() as suno:
-        suno.slow["get"] = [1.5]
+        if fault == "slow":
+            suno.slow["get"] = [1.5]
+        else:
+            suno.hang_up["get"] = 1
         config = load_config(suno_args(suno.url, "--generator.request_timeout_s", "0.3"))
         run = generate_for_users(data, choose_users(data, 1, seed=0), config, tmp_path / "out")
         assert run.counts == {"complete": 1} and len(run.songs) == 2
-        assert "GET /api/get: timed out; retry 1/4" in caplog.text
-        assert suno.counts["get"] == 4 and len(suno.accepted) == 1  # the timed-out poll had moved the clips on
+        assert f"GET /api/get: {logged}; retry 1/4" in caplog.text
+        assert suno.counts["get"] == 4 and len(suno.accepted) == 1  # the unanswered poll had moved the clips on
 
 
 def judge_for(server: ChatServer, max_retries: int = 2) -> LLMLyricJudge:

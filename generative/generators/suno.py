@@ -6,7 +6,8 @@ the new clips (normally 2); `GET /api/get?ids=a,b` reports each clip's `status` 
 queued, streaming, complete, error; anything else counts as pending) and, once complete, its
 `audio_url`; `GET /api/get_limit` gives `credits_left`. Errors are JSON `{"error": msg}` with a
 4xx/5xx status; 402 means out of credits. A 2xx answer that is not JSON of the expected shape (a
-proxy's error page, say) is retried like a 5xx when the call is a GET; a POST is never sent twice.
+proxy's error page, say) is retried like a 5xx when the call is a GET. A POST is sent again only when
+it never reached the server (the connection could not be made): a submission is never paid twice.
 
 The cookie and key travel as request headers to the suno-api server only (never to the audio
 CDN) and are kept out of every repr, log line and exception message.
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 import soundfile as sf
+from urllib3.exceptions import ConnectTimeoutError
 
 from generative.generators.base import (
     AsyncGenerator,
@@ -63,6 +65,12 @@ def _error_message(response: requests.Response) -> str:
     except ValueError:
         return response.text[:200]
     return str(body.get("error") or body.get("detail") or body)[:200] if isinstance(body, dict) else str(body)[:200]
+
+
+def _never_sent(error: requests.ConnectionError) -> bool:
+    """Whether the call failed while connecting, so the server never saw it (a dropped answer is not that)."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused, unreachable) is one too
 
 
 def _http_failure(method: str, path: str, response: requests.Response) -> str:
@@ -144,6 +152,8 @@ class SunoClient:
             try:
                 response = self.session.request(method, url, headers=headers, timeout=self.timeout_s, **kwargs)
             except requests.ConnectionError as error:
+                if not idempotent and not _never_sent(error):
+                    raise SunoError(f"{method} {path}: connection lost before an answer; {maybe_submitted}") from None
                 failure = f"connection error ({type(error).__name__})"
             except requests.Timeout:
                 if not idempotent:
