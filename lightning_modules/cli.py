@@ -8,9 +8,10 @@ from pathlib import Path
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
 
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from lightning_modules.loggers import ResumableCSVLogger
 
 
 def default_wandb_offline() -> None:
@@ -36,7 +37,7 @@ class SimSongCLI(LightningCLI):
     """Adds the run name, `--ckpt_path`, and the run folder layout `<default_root_dir>/<run_name>/`.
 
     Inside a run folder: `checkpoints/` (`last.ckpt` and the best by `monitor`, each written whole
-    or not at all: `AtomicCheckpointIO`), `csv/` metrics,
+    or not at all: `AtomicCheckpointIO`), `csv/` metrics (kept across resumes),
     the W&B run (offline unless configured) and `config.yaml`. Under a W&B sweep agent the run name
     becomes `<run_name>-<W&B run id>` and the W&B logger joins that run, so each sweep run has its
     own folder, and a run the agent resumes (same id) finds its own `--ckpt_path last`.
@@ -64,7 +65,7 @@ class SimSongCLI(LightningCLI):
         if config.get("logger") in (None, True):
             default_wandb_offline()
             kwargs["logger"] = [
-                CSVLogger(run_dir, name="csv", version=""),
+                ResumableCSVLogger(run_dir, name="csv", version=""),
                 WandbLogger(
                     name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir, id=sweep_run_id()
                 ),

@@ -175,3 +175,17 @@ def test_files_that_are_not_simsong_checkpoints_are_refused_by_name_and_never_ru
         train.main(resume)
     assert f"Restoring states from the checkpoint path at {tmp_path / 'torch-pickle.ckpt'}" in caplog.text
     assert not marker.exists()
+
+
+def test_a_resumed_run_keeps_the_metrics_csv_of_the_run_before(tmp_path):
+    """Lightning's CSVLogger deletes metrics.csv when a run starts in its folder, as a resume does."""
+    from lightning_modules.loggers import ResumableCSVLogger
+
+    first = ResumableCSVLogger(tmp_path, name="csv", version="")
+    first.log_metrics({"train/loss": 2.0}, step=0)
+    first.save()
+    resumed = ResumableCSVLogger(tmp_path, name="csv", version="")
+    resumed.log_metrics({"train/loss": 1.5, "val/a2l_R@10": 0.5}, step=1)
+    resumed.save()
+    rows = list(csv.DictReader(open(tmp_path / "csv" / "metrics.csv")))
+    assert [(r["step"], r["train/loss"], r["val/a2l_R@10"]) for r in rows] == [("0", "2.0", ""), ("1", "1.5", "0.5")]
