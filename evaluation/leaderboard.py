@@ -268,7 +268,10 @@ class Leaderboard:
             fitted.skipped[name] = reason
             return
         clock = time.perf_counter()
-        embeddings = content_embeddings(checkpoint, train, self.fuse, self.device, name)
+        embeddings, skipped = content_embeddings(checkpoint, train, self.fuse, self.device, name)
+        if skipped:
+            reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped.items()))
+            fitted.notes.append(f"{name}: songs without an audio embedding, by reason ({reasons})")
         model = EmbeddingRecommender(embeddings)  # a ContentRecommender whose embeddings are already computed
         model.name = name
         fitted.models[name] = model.fit(train)
@@ -397,12 +400,16 @@ def content_unavailable(data: InteractionData, fuse: str) -> str | None:
     return None
 
 
-def content_embeddings(checkpoint: Path, data: InteractionData, fuse: str, device: str, name: str) -> np.ndarray:
-    """[n_songs, D] song embeddings of a SimSong checkpoint (the slow part, done once per model)."""
+def content_embeddings(
+    checkpoint: Path, data: InteractionData, fuse: str, device: str, name: str
+) -> tuple[np.ndarray, dict[str, int]]:
+    """[n_songs, D] song embeddings of a SimSong checkpoint (the slow part, done once per model), and the
+    count of songs without an audio embedding per reason (unreadable shard data, undecodable audio, ...)."""
     from recommenders.content import ContentRecommender
 
     log.info("%s: embedding %d songs with %s (%s, %s)", name, data.n_songs, checkpoint, fuse, device)
-    return ContentRecommender(str(checkpoint), fuse=fuse, name=name, device=device).song_embeddings_for(data)
+    recommender = ContentRecommender(str(checkpoint), fuse=fuse, name=name, device=device)
+    return recommender.song_embeddings_for(data), dict(recommender.skipped)
 
 
 def unique_name(name: str, taken: dict, suffix: str | None = None) -> str:

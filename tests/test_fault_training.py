@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import pickle
@@ -20,7 +21,9 @@ import torch
 
 import train
 from datamodules.interactions import InteractionData
+from evaluation.leaderboard import HybridConfig, Leaderboard
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from recommenders import PopularityRecommender
 from recommenders.content import ContentRecommender, load_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,6 +140,13 @@ def test_corrupt_shards_are_skipped_and_counted_in_training_and_evaluation(tiny_
     assert recommender.skipped["undecodable audio"] == 1 and recommender.skipped["not found in the shards"] == 1
     assert recommender.skipped["unreadable shard data (ReadError)"] >= 1
     assert "2 of 24 songs have no audio embedding" in caplog.text
+
+    board = Leaderboard([PopularityRecommender()], run_dirs=[], ks=[10], report_metrics=["ndcg@10"], n_bootstrap=10,
+                        hybrid=HybridConfig(enabled=False), wandb=False, show_progress=False)
+    board.run(tiny_dataset, tmp_path / "report", checkpoints=[checkpoint])  # the report says so too
+    (note,) = [n for n in json.loads((tmp_path / "report" / "run.json").read_text())["notes"] if "audio embedding" in n]
+    assert note.startswith("smoke: songs without an audio embedding") and "undecodable audio: 1" in note
+    assert "not found in the shards: 1" in note
 
 
 class Payload:

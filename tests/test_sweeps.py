@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -83,11 +84,21 @@ def parse_training(argv: list[str]):
 
 
 @pytest.fixture
-def agent_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """What `wandb agent` sets for the process of one sweep run; the dataset the cluster sweep reads."""
+def agent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """What `wandb agent` sets for the process of one sweep run; the dataset the cluster sweep reads.
+
+    W&B reads the sweep's variables once per process: its state is torn down around the test, as if
+    the run were the fresh process an agent starts.
+    """
+    import wandb
+
     for key, value in {**AGENT_ENV, "SIMSONG_DATA": "data/cluster_set"}.items():
         monkeypatch.setenv(key, value)
-    return AGENT_ENV
+    wandb.teardown()
+    yield AGENT_ENV
+    if wandb.run is not None:
+        wandb.finish()
+    wandb.teardown()
 
 
 def test_sweep_files_exist_for_training_and_each_baseline_family() -> None:
