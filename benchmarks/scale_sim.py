@@ -5,7 +5,8 @@
 Four measurements, all in this run, with the experiment's own model and data settings:
 
 1. batch: step time (forward, backward, optimiser) vs the per-device batch size;
-2. loader: loader throughput (clips/s) vs number of workers and batch size;
+2. loader: loader throughput (clips/s) vs number of workers and batch size, and the time to decode
+   a 3-minute song whole vs only the two segments a training sample needs;
 3. processes: Lightning DDP on 1 vs 2 CPU processes (gloo), same per-process batch: global
    throughput and parallel efficiency, i.e. what gathering negatives and averaging gradients cost;
 4. global batch: the parts of a step that grow with the number of ranks W at a fixed per-device
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -35,6 +37,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from configs import find_config  # noqa: E402
+from datamodules.audio import SAMPLE_RATE, decode_audio_bytes, decode_segments, encode_flac  # noqa: E402
 from datamodules.music import MusicDataModule  # noqa: E402
 from lightning_modules.losses import info_nce, soft_info_nce  # noqa: E402
 from lightning_modules.simsong import SimSongModule  # noqa: E402
@@ -97,6 +100,28 @@ def loader_clips_per_second(dm: MusicDataModule, batches: int) -> float:
         except StopIteration:  # one epoch of the demo world is a few batches: keep going
             iterator = iter(dm.train_dataloader())
     return clips / (time.perf_counter() - start)
+
+
+def segment_decode_speedup(song_seconds: float, segment_seconds: float, repeats: int = 5) -> tuple[float, float]:
+    """Milliseconds to decode a whole FLAC song vs only its two training segments (what the loader does)."""
+    rng = np.random.default_rng(0)
+    song = np.sin(np.arange(int(song_seconds * SAMPLE_RATE)) * 0.05) * 0.3 + 0.05 * rng.standard_normal(
+        int(song_seconds * SAMPLE_RATE))
+    data, length = encode_flac(song.astype(np.float32)), int(segment_seconds * SAMPLE_RATE)
+    picker = random.Random(0)
+
+    def starts(frames: int) -> list[int]:
+        return [picker.randint(0, frames - length) for _ in range(2)]
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return 1000 * min(times)
+
+    return best(lambda: decode_audio_bytes(data)), best(lambda: decode_segments(data, length, starts))
 
 
 def loader_scaling(data_args: dict, workers: list[int], sizes: list[int], batches: int) -> list[dict]:
@@ -276,8 +301,12 @@ def main() -> None:
         rows = loader_scaling(data_args, args.workers, [16, 64], args.loader_batches)
         print("\n## 2. loader throughput vs workers\n" + table(rows))
         by = {(r["batch"], r["workers"]): r["clips_per_s"] for r in rows}
-        print(f"{max(args.workers)} workers vs {min(args.workers)}: "
-              f"×{by[64, max(args.workers)] / by[64, min(args.workers)]:.2f} (batch 64)")
+        hi, lo = max(args.workers), min(args.workers)
+        print(f"{hi} workers vs {lo}: ×{by[16, hi] / by[16, lo]:.2f} (batch 16), ×{by[64, hi] / by[64, lo]:.2f} "
+              "(batch 64: a demo epoch is a few batches, and each refills the shuffle buffer)")
+        whole, segments = segment_decode_speedup(180.0, data_args.get("segment_seconds", 3.0))
+        print(f"one 3-minute FLAC song: whole decode {whole:.1f} ms, its two segments alone {segments:.1f} ms "
+              f"(×{whole / segments:.1f}; the loader decodes only the segments)")
     if "processes" not in args.skip:
         rows = process_scaling(args)
         print("\n## 3. one vs two CPU processes (Lightning DDP, gloo)\n" + table(rows))

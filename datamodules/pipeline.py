@@ -15,14 +15,14 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import webdataset as wds
 
-from datamodules.audio import SAMPLE_RATE, decode_audio_bytes
+from datamodules.audio import SAMPLE_RATE, decode_segments
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +73,25 @@ class SegmentSpec:
         return int(round(self.segment_seconds * SAMPLE_RATE))
 
 
-def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
-    """Zero-pad a short song (or segment) at the end to `length` samples."""
-    if len(wave) >= length:
-        return wave[:length]
-    return np.pad(wave, (0, length - len(wave)))
-
-
-def random_segments(wave: np.ndarray, length: int, rng: random.Random) -> np.ndarray:
+def random_starts(length: int, rng: random.Random) -> Callable[[int], list[int]]:
     """Two independent random crops of the same song: the audio↔audio positives."""
-    room = max(len(wave) - length, 0)
-    starts = [rng.randint(0, room), rng.randint(0, room)]
-    return np.stack([fit_length(wave[s : s + length], length) for s in starts])
+    def starts(frames: int) -> list[int]:
+        room = max(frames - length, 0)
+        return [rng.randint(0, room), rng.randint(0, room)]
+
+    return starts
 
 
-def fixed_segments(wave: np.ndarray, length: int) -> np.ndarray:
+def fixed_starts(length: int) -> Callable[[int], list[int]]:
     """The song's first and last segment: deterministic, and as far apart as the song allows."""
-    room = max(len(wave) - length, 0)
-    return np.stack([fit_length(wave[s : s + length], length) for s in (0, room)])
+    return lambda frames: [0, max(frames - length, 0)]
 
 
-def decode_sample(raw: dict, spec: SegmentSpec, counter: SkipCounter) -> dict | None:
-    """Decode one raw webdataset sample; return None (counted) when it cannot be used."""
+def decode_sample(
+    raw: dict, spec: SegmentSpec, counter: SkipCounter, starts: Callable[[int], list[int]]
+) -> dict | None:
+    """Decode one raw webdataset sample into its two segments (`audio`, `[2, T]`), chosen by `starts`;
+    return None (counted) when it cannot be used."""
     key = raw.get("__key__", "?")
     if "flac" not in raw or "json" not in raw:
         counter.counts["missing audio or metadata member"] += 1
@@ -113,15 +110,15 @@ def decode_sample(raw: dict, spec: SegmentSpec, counter: SkipCounter) -> dict | 
         counter.counts["missing lyrics"] += 1
         return None
     try:
-        wave = decode_audio_bytes(raw["flac"])
+        audio, frames = decode_segments(raw["flac"], spec.length, starts)
     except Exception as error:  # libsndfile raises several types for corrupt audio
         counter.counts["undecodable audio"] += 1
         log.debug("sample %s: undecodable audio (%s)", key, error)
         return None
-    if wave.size == 0 or not np.isfinite(wave).all():
+    if frames == 0 or not np.isfinite(audio).all():
         counter.counts["empty audio"] += 1
         return None
-    return {"wave": wave, "lyrics": lyrics, "song_index": int(meta["song_index"]), "song_id": str(meta["song_id"])}
+    return {"audio": audio, "lyrics": lyrics, "song_index": int(meta["song_index"]), "song_id": str(meta["song_id"])}
 
 
 def collate(samples: list[dict], counter: SkipCounter) -> dict:
@@ -152,16 +149,11 @@ class _Stage:
         rng = random.Random(f"{self.seed}-{worker.id if worker else 0}-{self.epoch}")
         if self.shuffle_buffer > 1:
             source = wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 64), rng=rng)(source)
+        starts = random_starts(self.spec.length, rng) if self.train else fixed_starts(self.spec.length)
         for raw in source:
-            sample = decode_sample(raw, self.spec, self.counter)
-            if sample is None:
-                continue
-            wave = sample.pop("wave")
-            if self.train:
-                sample["audio"] = random_segments(wave, self.spec.length, rng)
-            else:
-                sample["audio"] = fixed_segments(wave, self.spec.length)
-            yield sample
+            sample = decode_sample(raw, self.spec, self.counter, starts)
+            if sample is not None:
+                yield sample
 
     def collate(self, samples: list[dict]) -> dict:
         return collate(samples, self.counter)

@@ -87,3 +87,23 @@ def test_a_stream_resumed_at_epoch_k_gives_the_batches_of_an_unbroken_run(tiny_d
     unbroken = epochs(0, 3)
     assert unbroken[1] != unbroken[2]
     assert epochs(2, 1)[0] == unbroken[2]
+
+
+def test_segments_are_decoded_alone_exactly_as_crops_of_the_whole_song():
+    import io
+    import soundfile as sf
+
+    from datamodules.audio import decode_audio_bytes, decode_segments
+
+    rng = np.random.default_rng(0)
+    song = (0.2 * rng.standard_normal(16_000 * 5)).astype(np.float32)
+    data = encode_flac(song)
+    whole = decode_audio_bytes(data)
+    segments, frames = decode_segments(data, 16_000, lambda n: [12_345, n - 8_000])  # the 2nd runs past the end
+    assert frames == len(whole) == 80_000
+    assert np.array_equal(segments[0], whole[12_345:28_345])
+    assert np.array_equal(segments[1][:8_000], whole[-8_000:]) and not segments[1][8_000:].any()
+    stereo = io.BytesIO()  # not what shards hold: decoded whole, mixed down and resampled first
+    sf.write(stereo, np.stack([song[:22_050], song[:22_050]], axis=1), 22_050, format="WAV")
+    segments, frames = decode_segments(stereo.getvalue(), 4_000, lambda n: [0, n - 4_000])
+    assert segments.shape == (2, 4_000) and frames == 16_000
