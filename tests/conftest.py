@@ -8,6 +8,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,32 @@ import pandas as pd
 import pytest
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def wandb_records(run_dir: Path, complete: Callable[[list], bool], timeout_s: float = 30.0) -> list:
+    """The records of an offline W&B run (its `.wandb` file, as `wandb sync` reads it), once `complete(records)`.
+
+    W&B's service writes the file after `run.finish()` returns, so a test reads it again until the records
+    it looks for have arrived (or the time is up, and the test's own assertions say what is missing).
+    """
+    import time
+
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal.datastore import DataStore
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = []
+        for path in sorted(Path(run_dir).glob("*.wandb")):
+            store = DataStore()
+            store.open_for_scan(str(path))
+            while (data := store.scan_data()) is not None:
+                record = wandb_internal_pb2.Record()
+                record.ParseFromString(data)
+                records.append(record)
+        if complete(records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
 
 
 class ToneSource:

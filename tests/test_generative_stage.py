@@ -16,7 +16,7 @@ from evaluation.generative_stage import GenerativeConfig, JudgeConfig
 from evaluation.leaderboard import Leaderboard
 from recommenders import ALSRecommender, PopularityRecommender
 from tests.chat_server import ChatServer, Reply
-from tests.conftest import write_tiny_dataset
+from tests.conftest import wandb_records, write_tiny_dataset
 
 STAGE = dict(enabled=True, num_users=3, reference_songs=6, generate_args=["--generator.seconds", "2"])
 
@@ -74,20 +74,14 @@ def logged_tables(wandb_dir: Path) -> dict[str, tuple[dict, dict[str, Path]]]:
     A logged table travels as a `run_table` artifact holding the table and its media (staged outside the run
     folder until `wandb sync`); the run folder itself only keeps a copy without media.
     """
-    from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal import datastore
+    def tables_of(records: list) -> list:
+        return [r.artifact for r in records if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "run_table"]
 
-    (log_file,) = wandb_dir.glob("run-*.wandb")
-    store = datastore.DataStore()
-    store.open_for_scan(str(log_file))
     tables = {}
-    while (data := store.scan_data()) is not None:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "run_table":
-            files = {e.path: Path(e.local_path) for e in record.artifact.manifest.contents}
-            (table,) = [json.loads(path.read_text()) for name, path in files.items() if name.endswith(".table.json")]
-            tables[record.artifact.name] = (table, files)
+    for artifact in tables_of(wandb_records(wandb_dir, lambda records: len(tables_of(records)) >= 2)):
+        files = {e.path: Path(e.local_path) for e in artifact.manifest.contents}
+        (table,) = [json.loads(path.read_text()) for name, path in files.items() if name.endswith(".table.json")]
+        tables[artifact.name] = (table, files)
     return tables
 
 

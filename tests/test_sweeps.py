@@ -20,6 +20,7 @@ from configs import CONFIG_DIR, resolve_config_args
 from datamodules.music import MusicDataModule
 from lightning_modules.cli import SimSongCLI
 from lightning_modules.simsong import SimSongModule
+from tests.conftest import wandb_records
 
 SWEEPS = sorted((CONFIG_DIR / "sweeps").glob("*.yaml"))
 METHODS = {"grid", "random", "bayes"}
@@ -64,14 +65,12 @@ def agent_argv(sweep: dict, params: dict) -> list[str]:
 
 def offline_run(run_dir: Path) -> tuple[str, dict]:
     """(sweep id, summary) of an offline W&B run, read from its `.wandb` file as `wandb sync` reads it."""
-    from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal.datastore import DataStore
+    def has_run_and_summary(records: list) -> bool:
+        return {"run", "summary"} <= {r.WhichOneof("record_type") for r in records}
 
-    store, sweep_id, summary = DataStore(), None, {}
-    store.open_for_scan(str(next(run_dir.glob("*.wandb"))))
-    while (data := store.scan_data()) is not None:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
+    records = wandb_records(run_dir, has_run_and_summary)
+    sweep_id, summary = None, {}
+    for record in records:
         if record.WhichOneof("record_type") == "run":
             sweep_id = record.run.sweep_id
         elif record.WhichOneof("record_type") == "summary":
