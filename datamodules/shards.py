@@ -175,9 +175,10 @@ def read_index(root: str | Path) -> dict:
 
 
 def iter_shard_songs(
-    root: str | Path, url_template: str | None = None, skipped: Counter | None = None
+    root: str | Path, url_template: str | None = None, skipped: Counter | None = None, songs: set[int] | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(song index, full waveform) for every decodable song in every shard of the dataset.
+    """(song index, full waveform) for every decodable song in every shard of the dataset (or only for
+    `songs`: the others are passed over undecoded).
 
     `url_template` (`MusicDataModule.shard_url_template`, e.g. `pipe:aws s3 cp s3://b/set/{name} -`)
     reads the shards listed in `root/shards/index.json` from elsewhere. What cannot be read is
@@ -197,7 +198,9 @@ def iter_shard_songs(
 
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=unreadable):
         try:
-            yield int(json.loads(sample["json"])["song_index"]), decode_audio_bytes(sample["flac"])
+            song = int(json.loads(sample["json"])["song_index"])
+            if songs is None or song in songs:
+                yield song, decode_audio_bytes(sample["flac"])
         except Exception as error:  # a corrupt member must not stop the whole evaluation
             skipped["undecodable audio"] += 1
             log.warning("%s: skipping sample %s (%s)", root, sample.get("__key__"), error)

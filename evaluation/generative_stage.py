@@ -36,11 +36,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-import webdataset as wds
 
-from datamodules.audio import decode_audio_bytes
 from datamodules.interactions import InteractionData
-from datamodules.shards import SHARDS_DIR, read_index
+from datamodules.shards import iter_shard_songs
 from evaluation.metrics import bootstrap_ci
 from taste import EmbeddingLyricJudge, LLMLyricJudge, MidiSimilarity, OpenAIChatBackend, TasteScorer, TasteSong
 
@@ -131,6 +129,7 @@ class TasteScoring:
         self.reference_songs, self.seed = reference_songs, seed
         self._songs: dict[int, TasteSong] = {}
         self.decoded = 0
+        self.skipped: Counter = Counter()  # shard data that could not be read, by reason
 
     @property
     def scorers(self) -> dict[str, TasteScorer]:
@@ -162,7 +161,7 @@ class TasteScoring:
                 self._songs[index] = self._catalog_song(index, None, known)
                 wanted.discard(index)
         if wanted and self.data.root is not None:
-            for index, wave in _decode_songs(self.data.root, wanted):
+            for index, wave in iter_shard_songs(self.data.root, skipped=self.skipped, songs=wanted):
                 song = self._catalog_song(index, wave, None)
                 try:
                     self.midi.transcriber.transcribe(song)  # cached now; scoring reads it back
@@ -196,20 +195,6 @@ class TasteScoring:
     def score(self, candidates: Sequence[TasteSong], history: Sequence[TasteSong]) -> dict[str, list]:
         """Per scorer, one `TasteResult` per candidate."""
         return {name: scorer.score(candidates, history) for name, scorer in self.scorers.items()}
-
-
-def _decode_songs(root: Path, wanted: set[int]):
-    """(song index, waveform) for the wanted songs only: other shard members are skipped undecoded."""
-    index = read_index(root)
-    urls = [str(Path(root) / SHARDS_DIR / e["url"]) for entries in index["splits"].values() for e in entries
-            if e["count"]]
-    for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=wds.warn_and_continue):
-        song = int(json.loads(sample["json"])["song_index"])
-        if song in wanted:
-            try:
-                yield song, decode_audio_bytes(sample["flac"])
-            except Exception as error:  # a corrupt member: this song is scored as "no audio"
-                log.warning("%s: song %d could not be decoded (%s)", root, song, error)
 
 
 def top_k(scorer: Callable[[np.ndarray], torch.Tensor], data: InteractionData, users: np.ndarray, k: int,
@@ -292,7 +277,7 @@ def run_generative_stage(
         "users": [data.user_ids[u] for u in users], "k": config.k, "backends": config.backends,
         "generation_counts": counts, "failures": failures, "config": asdict(config),
         "judge": {"name": taste.judge.name, "kind": judge_kind}, "midi": {"kind": taste.midi.kind},
-        "catalog_songs_decoded": taste.decoded, "transcriber": {"hits": taste.midi.transcriber.hits,
+        "catalog_songs_decoded": taste.decoded, "catalog_skipped": dict(taste.skipped), "transcriber": {"hits": taste.midi.transcriber.hits,
                                                                 "misses": taste.midi.transcriber.misses},
         "seconds": round(time.perf_counter() - clock, 3), "scoring_seconds": round(time.perf_counter() - scored_at, 3),
     }

@@ -63,7 +63,7 @@ def test_second_run_reuses_songs_and_transcriptions(two_runs: dict) -> None:
     first, second = two_runs["meta"]
     assert first["generation_counts"]["local"] == {"complete": 3}
     assert second["generation_counts"]["local"] == {"skipped_complete": 3}  # nothing generated again
-    assert first["transcriber"]["misses"] > 0 and first["catalog_songs_decoded"] > 0
+    assert first["transcriber"]["misses"] > 0 and first["catalog_songs_decoded"] > 0 and first["catalog_skipped"] == {}
     assert second["transcriber"]["misses"] == 0 and second["catalog_songs_decoded"] == 0
     assert two_runs["first"].rows == two_runs["second"].rows  # same seed, same scores
 
