@@ -36,6 +36,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from benchmarks.train_throughput import loader_clips_per_second, train_clips_per_second  # noqa: E402
 from configs import find_config  # noqa: E402
 from datamodules.audio import SAMPLE_RATE, decode_audio_bytes, decode_segments, encode_flac  # noqa: E402
 from datamodules.music import MusicDataModule  # noqa: E402
@@ -59,49 +60,19 @@ def build(model_args: dict, data_args: dict, **data_overrides) -> tuple[SimSongM
     return model, dm
 
 
-# ---- 1. step time vs per-device batch ---------------------------------------------------------
-def step_seconds(model: SimSongModule, batch: dict, steps: int) -> float:
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-
-    def step() -> None:
-        loss = model._losses(model._encode(batch["audio"], batch["lyrics"]), batch["song_index"], gather=False)
-        optimizer.zero_grad()
-        loss["loss"].backward()
-        optimizer.step()
-
-    step()  # lazy initialisation and the lyric cache are not throughput
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
+# ---- 1. step time vs per-device batch (the steps of train_throughput.py) ----------------------
 def batch_scaling(model_args: dict, data_args: dict, sizes: list[int], steps: int) -> list[dict]:
     model, dm = build(model_args, data_args, batch_size=max(sizes), num_workers=0)
     full = dm.on_before_batch_transfer(next(iter(dm.train_dataloader())), 0)
     rows = []
     for size in sizes:
         batch = {key: value[:size] for key, value in full.items() if key != "skipped"}
-        seconds = step_seconds(model, batch, steps)
+        seconds = size / train_clips_per_second(model, batch, steps)
         rows.append({"batch": size, "step_ms": 1000 * seconds, "clips_per_s": size / seconds})
     return rows
 
 
 # ---- 2. loader throughput -----------------------------------------------------------------------
-def loader_clips_per_second(dm: MusicDataModule, batches: int) -> float:
-    iterator = iter(dm.train_dataloader())
-    next(iterator)  # worker start-up is not throughput
-    start, clips = time.perf_counter(), 0
-    while batches:
-        try:
-            clips += len(next(iterator)["song_id"])
-            batches -= 1
-        except StopIteration:  # one epoch of the demo world is a few batches: keep going
-            iterator = iter(dm.train_dataloader())
-    return clips / (time.perf_counter() - start)
-
-
 def segment_decode_speedup(song_seconds: float, segment_seconds: float, repeats: int = 5) -> tuple[float, float]:
     """Milliseconds to decode a whole FLAC song vs only its two training segments (what the loader does)."""
     rng = np.random.default_rng(0)
