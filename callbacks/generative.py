@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.trainer.states import TrainerFn
 
+from callbacks.periodic import PeriodicEvaluation
 from callbacks.recommendation import RecommendationEvaluation
 from datamodules.interactions import InteractionData
 from evaluation.generative_stage import (
@@ -23,7 +23,7 @@ from taste import TasteSong
 log = logging.getLogger(__name__)
 
 
-class GenerativeComparison(L.Callback):
+class GenerativeComparison(PeriodicEvaluation):
     """Every `every_n_epochs` validation runs, score the model's top-k with both taste scores beside generated songs.
 
     Users: those with generated songs in the manifests of `manifest_dir` (any backend's run
@@ -64,28 +64,18 @@ class GenerativeComparison(L.Callback):
         seed: int = 0,
         data_root: str | None = None,
     ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"GenerativeComparison: every_n_epochs must be >= 1, got {every_n_epochs}")
+        super().__init__(every_n_epochs)
         self.manifest_dirs = [Path(d) for d in ([manifest_dir] if isinstance(manifest_dir, str) else manifest_dir)]
-        self.every_n_epochs, self.num_users, self.k, self.name = every_n_epochs, num_users, k, name
+        self.num_users, self.k, self.name = num_users, k, name
         self.cache_dir = Path(cache_dir) if cache_dir else self.manifest_dirs[0] / "taste_cache"
         self.judge_config = judge or JudgeConfig()
         self.reference_songs, self.seed, self.data_root = reference_songs, seed, data_root
         self.embedder = RecommendationEvaluation(baselines=[], fuse=fuse, name=name, data_root=data_root)
-        self.history: list[dict[str, Any]] = []
-        self._validations = 0
         self._taste: TasteScoring | None = None
         self._users: list[int] = []
         self._generated: dict[str, dict[str, float]] | None = None
 
-    setup = RecommendationEvaluation.setup  # refuses sharded strategies
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
-            return
-        self._validations += 1
-        if self._validations % self.every_n_epochs or not trainer.is_global_zero:
-            return
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clock = time.perf_counter()
         data = self.embedder._load(trainer)
         generated = self._generated_scores(data)
@@ -151,10 +141,3 @@ class GenerativeComparison(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=step)
         log.info("epoch %d, taste scores: %s (%.1f s)", epoch, values, seconds)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "validations": self._validations}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict.get("history", []))
-        self._validations = int(state_dict.get("validations", 0))

@@ -7,16 +7,15 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
-from lightning.pytorch.trainer.states import TrainerFn
 
+from callbacks.periodic import PeriodicEvaluation
 from datamodules.interactions import InteractionData
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 METRIC_KEY = re.compile(rf"^({'|'.join(METRIC_NAMES)}|coverage)@([1-9][0-9]*)$")
 
 
-class RecommendationEvaluation(L.Callback):
+class RecommendationEvaluation(PeriodicEvaluation):
     """Rank validation users' songs with the current model and log the metrics beside the baselines'.
 
     Every `every_n_epochs` validation runs, rank 0 embeds the warm songs with the model being
@@ -83,15 +82,13 @@ class RecommendationEvaluation(L.Callback):
         batch_size: int = 128,
         data_root: str | None = None,
     ) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"RecommendationEvaluation: every_n_epochs must be >= 1, got {every_n_epochs}")
+        super().__init__(every_n_epochs)
         bad = [key for key in metrics if not METRIC_KEY.match(key)]
         if bad or not metrics:
             raise ValueError(
                 f"RecommendationEvaluation: metrics {bad or metrics} are not keys like 'ndcg@10' "
                 f"(metric in {list(METRIC_NAMES) + ['coverage']})"
             )
-        self.every_n_epochs = every_n_epochs
         self.baselines = list(baselines) if baselines is not None else [
             PopularityRecommender(), ALSRecommender(), Word2VecRecommender()
         ]
@@ -102,26 +99,12 @@ class RecommendationEvaluation(L.Callback):
         self.ks = sorted({int(METRIC_KEY.match(key).group(2)) for key in metrics})
         self.whole_songs, self.max_cached_mb, self.batch_size = whole_songs, max_cached_mb, batch_size
         self.data_root = data_root
-        self.history: list[dict[str, Any]] = []
-        self._validations = 0
         self._data: InteractionData | None = None
         self._baseline_results: dict[str, SliceResult] | None = None
         self._crops: list[tuple[np.ndarray, torch.Tensor]] | None = None
         self._shard_url_template: str | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if isinstance(trainer.strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)):
-            raise ValueError(
-                f"RecommendationEvaluation: {type(trainer.strategy).__name__} shards the model across ranks, "
-                "so rank 0 cannot embed songs alone; use DDP or remove the callback"
-            )
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
-            return
-        self._validations += 1
-        if self._validations % self.every_n_epochs or not trainer.is_global_zero:
-            return
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clock = time.perf_counter()
         data = self._load(trainer)
         results = {**self._baselines(data), self.name: self._evaluate_model(pl_module, data)}
@@ -233,13 +216,6 @@ class RecommendationEvaluation(L.Callback):
         key = self.metrics[-1]
         summary = ", ".join(f"{model} {key}={result.metrics[key]:.4f}" for model, result in results.items())
         log.info("epoch %d, validation (warm songs): %s (%.1f s)", epoch, summary, seconds)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "validations": self._validations}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict.get("history", []))
-        self._validations = int(state_dict.get("validations", 0))
 
 
 def _segment_length(pl_module: L.LightningModule) -> int:

@@ -35,6 +35,16 @@ def make_tiny_bert(folder: Path, n_layers: int = 3) -> Path:
     return folder
 
 
+def make_tiny_simsong(folder: Path):
+    """A SimSong model small enough for end-to-end tests on the tiny dataset (1-s segments), tiny BERT in `folder`."""
+    from lightning_modules.simsong import SimSongModule
+
+    return SimSongModule(
+        audio_channels=8, audio_layers=2, n_mels=64, embed_dim=32, segment_seconds=1.0, warmup_steps=1,
+        lyrics_model=str(make_tiny_bert(folder, n_layers=2)), lyrics_max_length=32,
+    )
+
+
 def make_tiny_wav2vec2(folder: Path) -> Path:
     """A randomly initialised two-layer wav2vec2 with its feature extractor, saved to disk."""
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ import evaluate
 from configs import find_config
 from recommenders.base import Recommender
 from tests.conftest import write_tiny_dataset
-from tests.test_encoders import make_tiny_bert
+from tests.test_encoders import make_tiny_simsong
 
 FAST = [  # fewer resamples and cut-offs: the tiny dataset has 12 users
     "--n_bootstrap", "50", "--show_progress", "false", "--ks", "[5, 10]",
@@ -24,17 +24,12 @@ FAST = [  # fewer resamples and cut-offs: the tiny dataset has 12 users
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny dataset, a copy without shards, and a run folder holding a tiny SimSong checkpoint."""
-    from lightning_modules.simsong import SimSongModule
-
     tmp = tmp_path_factory.mktemp("evaluate")
     root = write_tiny_dataset(tmp / "tiny")
     no_shards = tmp / "interactions-only"
     shutil.copytree(root, no_shards, ignore=shutil.ignore_patterns("shards"))
     L.seed_everything(0)
-    module = SimSongModule(
-        audio_channels=8, audio_layers=2, n_mels=64, embed_dim=32, segment_seconds=1.0,
-        lyrics_model=str(make_tiny_bert(tmp / "bert", n_layers=2)), lyrics_max_length=32,
-    )
+    module = make_tiny_simsong(tmp / "bert")
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_model_summary=False)
     trainer.strategy.connect(module)
     checkpoint = tmp / "runs" / "simsong-wns" / "checkpoints" / "last.ckpt"

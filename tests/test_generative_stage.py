@@ -153,14 +153,10 @@ def test_disabled_stage_adds_no_taste_columns(two_runs: dict) -> None:
 def test_callback_logs_taste_scalars_beside_generated_songs(two_runs: dict, tmp_path: Path) -> None:
     from callbacks.generative import GenerativeComparison
     from datamodules.music import MusicDataModule
-    from lightning_modules.simsong import SimSongModule
-    from tests.test_encoders import make_tiny_bert
+    from tests.test_encoders import make_tiny_simsong
 
     L.seed_everything(0)
-    module = SimSongModule(
-        audio_channels=8, audio_layers=2, n_mels=64, embed_dim=32, segment_seconds=1.0, warmup_steps=1,
-        lyrics_model=str(make_tiny_bert(tmp_path / "bert", n_layers=2)), lyrics_max_length=32,
-    )
+    module = make_tiny_simsong(tmp_path / "bert")
     callback = GenerativeComparison(
         manifest_dir=str(two_runs["out"] / "generated" / "local"), num_users=2, k=2,
         cache_dir=str(two_runs["out"] / "cache"),  # the stage's transcriptions and reference statistics

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from callbacks.recommendation import RecommendationEvaluation
 from datamodules.music import MusicDataModule
 from recommenders import ALSRecommender, PopularityRecommender
-from tests.test_encoders import make_tiny_bert
+from tests.test_encoders import make_tiny_simsong
 
 
 class CountingPopularity(PopularityRecommender):
@@ -27,13 +27,8 @@ class CountingPopularity(PopularityRecommender):
 
 
 def test_logs_metrics_every_epoch_and_fits_baselines_once(tiny_dataset: Path, tmp_path: Path) -> None:
-    from lightning_modules.simsong import SimSongModule
-
     L.seed_everything(0)
-    module = SimSongModule(
-        audio_channels=8, audio_layers=2, n_mels=64, embed_dim=32, segment_seconds=1.0, warmup_steps=1,
-        lyrics_model=str(make_tiny_bert(tmp_path / "bert", n_layers=2)), lyrics_max_length=32,
-    )
+    module = make_tiny_simsong(tmp_path / "bert")
     callback = RecommendationEvaluation(
         every_n_epochs=1, baselines=[CountingPopularity(), ALSRecommender(factors=4, iterations=3)],
         metrics=["recall@10", "ndcg@10"],
