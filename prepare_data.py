@@ -9,14 +9,14 @@ import logging
 
 from jsonargparse import auto_cli
 
-from datamodules.demo import build_demo_world
-from datamodules.importers.hetrec import import_hetrec
-from datamodules.importers.lastfm_similars import import_lastfm_similars
-from datamodules.importers.manifest import import_manifest
-from datamodules.importers.midi import import_midi
-from datamodules.importers.mpd import import_mpd
-from datamodules.importers.taste_profile import import_taste_profile
-from datamodules.importers.yes import import_yes
+from prepare.demo import build_demo_world
+from prepare.importers.hetrec import import_hetrec
+from prepare.importers.lastfm_similars import import_lastfm_similars
+from prepare.importers.manifest import import_manifest
+from prepare.importers.midi import import_midi
+from prepare.importers.mpd import import_mpd
+from prepare.importers.taste_profile import import_taste_profile
+from prepare.importers.yes import import_yes
 
 SOURCES = {
     "demo": build_demo_world,

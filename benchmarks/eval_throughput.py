@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,9 +28,8 @@ import torch
 from implicit.evaluation import ranking_metrics_at_k
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from datamodules.interactions import InteractionData  # noqa: E402
+from songdata.interactions import InteractionData  # noqa: E402
 from evaluation.evaluator import DEFAULT_KS, evaluate_scorer  # noqa: E402
 from evaluation.metrics import metric_keys  # noqa: E402
 

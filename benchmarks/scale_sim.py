@@ -34,11 +34,10 @@ import scipy.sparse as sp
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from benchmarks.train_throughput import loader_clips_per_second, train_clips_per_second  # noqa: E402
 from configs import find_config  # noqa: E402
-from datamodules.audio import SAMPLE_RATE, decode_audio_bytes, decode_segments, encode_flac  # noqa: E402
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes, decode_segments, encode_flac  # noqa: E402
 from datamodules.music import MusicDataModule  # noqa: E402
 from lightning_modules.losses import info_nce, soft_info_nce  # noqa: E402
 from lightning_modules.simsong import SimSongModule  # noqa: E402

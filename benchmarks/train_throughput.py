@@ -9,14 +9,12 @@ the goal is loader ≥ 3× the training step on CPU.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from datamodules.music import MusicDataModule
 from configs import find_config

@@ -13,7 +13,6 @@ Run: uv run python benchmarks/transcription_throughput.py [--help]
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +20,9 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from datamodules.audio import SAMPLE_RATE  # noqa: E402
-from datamodules.demo import STYLES, compose_song, render_midi  # noqa: E402
+from songdata.audio import SAMPLE_RATE  # noqa: E402
+from prepare.demo import STYLES, compose_song, render_midi  # noqa: E402
 from taste import TasteSong, Transcriber, basic_pitch_model  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from callbacks.periodic import PeriodicEvaluation
 from callbacks.recommendation import RecommendationEvaluation
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from evaluation.generative_stage import (
     TASTE_METRICS, JudgeConfig, TasteScoring, build_judge, summarise_users, top_k,
 )

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import WandbLogger
 
 from callbacks.periodic import PeriodicEvaluation
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES
-from datamodules.shards import iter_shard_songs
+from songdata.shards import iter_shard_songs
 from lightning_modules.song_embeddings import embed_catalog, embed_lyrics_catalog, fuse_embeddings
 from recommenders.base import Recommender, training_only
 from recommenders.embedding import EmbeddingRecommender

@@ -15,10 +15,10 @@ import pandas as pd
 import torch
 import webdataset as wds
 
-from datamodules.dataset import load_dataset
-from datamodules.interactions import similarity_matrix
+from songdata.dataset import load_dataset
+from songdata.interactions import similarity_matrix
 from datamodules.pipeline import SegmentSpec, eval_pipeline, train_pipeline
-from datamodules.shards import SHARDS_DIR, read_index
+from songdata.shards import SHARDS_DIR, read_index
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def resolve_data_root(root: str | Path | None) -> Path:
     """`None` means the embedded demo world, built on first use."""
     if root is None:
-        from datamodules.demo import ensure_demo_world
+        from prepare.demo import ensure_demo_world
 
         return ensure_demo_world()
     return Path(root)

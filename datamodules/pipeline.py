@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from datamodules.audio import SAMPLE_RATE, decode_segments
+from songdata.audio import SAMPLE_RATE, decode_segments
 
 log = logging.getLogger(__name__)
 

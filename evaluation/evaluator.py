@@ -32,7 +32,7 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from evaluation.metrics import bootstrap_ci, metric_keys, ranking_metrics
 
 if TYPE_CHECKING:

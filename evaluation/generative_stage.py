@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from datamodules.interactions import InteractionData
-from datamodules.shards import iter_shard_songs
+from songdata.interactions import InteractionData
+from songdata.shards import iter_shard_songs
 from evaluation.metrics import bootstrap_ci
 from taste import EmbeddingLyricJudge, LLMLyricJudge, MidiSimilarity, OpenAIChatBackend, TasteScorer, TasteSong
 

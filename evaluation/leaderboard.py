@@ -42,9 +42,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from datamodules.music import resolve_data_root
-from datamodules.shards import SHARDS_DIR
+from songdata.shards import SHARDS_DIR
 from evaluation import plots
 from evaluation.evaluator import evaluate_scorer
 from evaluation.generative_stage import TASTE_METRICS, GenerativeConfig, add_taste_metrics, run_generative_stage

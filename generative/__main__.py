@@ -20,8 +20,8 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from configs import resolve_config_args
-from datamodules.demo import ensure_demo_world
-from datamodules.interactions import InteractionData
+from prepare.demo import ensure_demo_world
+from songdata.interactions import InteractionData
 from generative.generators import build_generator
 from generative.run import GenerateConfig, GenerationRun, choose_users, generate_for_users
 

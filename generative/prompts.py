@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.demo import STYLES, Style, Vocabulary, write_lyrics
+from prepare.demo import STYLES, Style, Vocabulary, write_lyrics
 
 log = logging.getLogger(__name__)
 

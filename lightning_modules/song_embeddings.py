@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from datamodules.shards import SHARDS_DIR, iter_shard_songs
+from songdata.shards import SHARDS_DIR, iter_shard_songs
 from lightning_modules.simsong import SimSongModule
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 
 
 class Recommender(ABC):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from lightning_modules.simsong import SimSongModule
 from lightning_modules.song_embeddings import Fuse, embed_catalog
 from recommenders.embedding import EmbeddingRecommender

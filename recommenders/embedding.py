@@ -12,7 +12,7 @@ from typing import Self
 import numpy as np
 import torch
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from recommenders.base import Recommender, l2_normalise, mean_profiles
 
 

@@ -19,7 +19,7 @@ from typing import Literal, Self, Sequence
 import numpy as np
 import torch
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from recommenders.base import Recommender
 
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_limits
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from recommenders.base import Recommender, trained_songs
 
 

@@ -7,7 +7,7 @@ from typing import Self
 import numpy as np
 import torch
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from recommenders.base import Recommender, rank_scores, song_counts
 
 

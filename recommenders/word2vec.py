@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gensim.models import Word2Vec
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from recommenders.base import Recommender, l2_normalise, mean_profiles
 
 MAX_SENTENCE = 10_000

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.audio import SAMPLE_RATE, read_audio
-from datamodules.shards import iter_shard_songs
+from songdata.audio import SAMPLE_RATE, read_audio
+from songdata.shards import iter_shard_songs
 
 AudioSource = np.ndarray | str | Path | Callable[[], np.ndarray] | None
 

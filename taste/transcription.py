@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from datamodules.audio import SAMPLE_RATE
+from songdata.audio import SAMPLE_RATE
 from taste.base import TasteSong
 
 log = logging.getLogger(__name__)

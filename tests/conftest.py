@@ -54,9 +54,9 @@ class ToneSource:
 
 def write_tiny_dataset(root: Path, n_songs: int = 24, n_users: int = 12, seed: int = 0) -> Path:
     """A small dataset folder with tone audio: catalog, interactions, similarity, splits and shards."""
-    from datamodules.dataset import write_tables
-    from datamodules.shards import assign_shard_splits, write_shards
-    from datamodules.splits import SplitConfig, write_splits
+    from songdata.dataset import write_tables
+    from songdata.shards import assign_shard_splits, write_shards
+    from songdata.splits import SplitConfig, write_splits
 
     rng = np.random.default_rng(seed)
     catalog = pd.DataFrame(

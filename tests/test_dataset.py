@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import webdataset as wds
 
-from datamodules.audio import decode_audio_bytes
-from datamodules.dataset import DatasetError, load_dataset
-from datamodules.interactions import InteractionData
-from datamodules.splits import SplitConfig, split_interactions
+from songdata.audio import decode_audio_bytes
+from songdata.dataset import DatasetError, load_dataset
+from songdata.interactions import InteractionData
+from songdata.splits import SplitConfig, split_interactions
 from tests.conftest import ToneSource
 
 
@@ -112,7 +112,7 @@ def test_shard_round_trip_and_index(tiny_dataset):
 
 
 def test_shard_writing_resumes_without_rewriting_finished_shards(tiny_dataset):
-    from datamodules.shards import assign_shard_splits, write_shards
+    from songdata.shards import assign_shard_splits, write_shards
 
     dataset = load_dataset(tiny_dataset)
     shards = sorted((tiny_dataset / "shards").glob("*.tar"))

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torchaudio
 
-from datamodules.audio import SAMPLE_RATE, decode_audio_bytes
-from datamodules.dataset import load_dataset
-from datamodules.demo import (
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes
+from songdata.dataset import load_dataset
+from prepare.demo import (
     STYLES,
     build_demo_world,
     compose_song,
@@ -24,8 +24,8 @@ from datamodules.demo import (
     render_midi,
     write_lyrics,
 )
-from datamodules.demo.styles import Vocabulary
-from datamodules.shards import read_index
+from prepare.demo.styles import Vocabulary
+from songdata.shards import read_index
 
 TINY = dict(scale=0.1, song_seconds=3.0)
 TABLES = ("catalog.parquet", "interactions.parquet", "similarity.parquet", "song_features.parquet")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.demo import build_demo_world
-from datamodules.interactions import InteractionData
+from prepare.demo import build_demo_world
+from songdata.interactions import InteractionData
 from generative.__main__ import load_config, main
 from generative.manifest import load_manifest, load_songs
 from generative.run import choose_users, generate_for_users

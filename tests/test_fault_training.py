@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import train
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from evaluation.leaderboard import HybridConfig, Leaderboard
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
 from recommenders import PopularityRecommender

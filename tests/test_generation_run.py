@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 import generative.generators.suno as suno_module
-from datamodules.demo import build_demo_world
-from datamodules.interactions import InteractionData
+from prepare.demo import build_demo_world
+from songdata.interactions import InteractionData
 from generative.__main__ import build_parser, load_config, main
 from generative.generators import GeneratorConfig, GeneratorUnavailable, build_generator
 from generative.generators.local import LocalGenerator

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from datamodules.audio import SAMPLE_RATE
-from datamodules.dataset import load_dataset
-from datamodules.importers.hetrec import import_hetrec
-from datamodules.importers.lastfm_similars import import_lastfm_similars
-from datamodules.importers.manifest import import_manifest
-from datamodules.importers.mpd import import_mpd
-from datamodules.importers.taste_profile import import_taste_profile
-from datamodules.importers.yes import import_yes
-from datamodules.splits import SplitConfig
+from songdata.audio import SAMPLE_RATE
+from songdata.dataset import load_dataset
+from prepare.importers.hetrec import import_hetrec
+from prepare.importers.lastfm_similars import import_lastfm_similars
+from prepare.importers.manifest import import_manifest
+from prepare.importers.mpd import import_mpd
+from prepare.importers.taste_profile import import_taste_profile
+from prepare.importers.yes import import_yes
+from songdata.splits import SplitConfig
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 NO_COLD = SplitConfig(seed=0, cold_fraction=0.0)

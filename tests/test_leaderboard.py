@@ -164,7 +164,7 @@ class PeekingRecommender(PopularityRecommender):
 
 
 def test_a_baseline_that_reads_test_interactions_while_fitting_fails(two_runs) -> None:
-    from datamodules.interactions import InteractionData
+    from songdata.interactions import InteractionData
     from recommenders.base import HeldOutAccessError
 
     board = tiny_leaderboard(baselines=[PeekingRecommender()], hybrid=HybridConfig(enabled=False))

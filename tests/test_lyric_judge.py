@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from datamodules.demo import write_lyrics
+from prepare.demo import write_lyrics
 from taste import (
     EmbeddingLyricJudge,
     JudgeError,

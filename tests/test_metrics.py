@@ -19,7 +19,7 @@ from torchmetrics.functional.retrieval import (
     retrieval_reciprocal_rank,
 )
 
-from datamodules.interactions import InteractionData
+from songdata.interactions import InteractionData
 from evaluation.evaluator import block_topk, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES, bootstrap_ci, metric_keys, ranking_metrics
 

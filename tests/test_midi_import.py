@@ -11,12 +11,12 @@ import pandas as pd
 import pretty_midi
 import pytest
 
-from datamodules.audio import SAMPLE_RATE, decode_audio_bytes
-from datamodules.dataset import load_dataset
-from datamodules.demo import compose_song
-from datamodules.importers.midi import artist_title_from_path, import_midi, midi_lyrics
-from datamodules.shards import read_index
-from datamodules.splits import SplitConfig
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes
+from songdata.dataset import load_dataset
+from prepare.demo import compose_song
+from prepare.importers.midi import artist_title_from_path, import_midi, midi_lyrics
+from songdata.shards import read_index
+from songdata.splits import SplitConfig
 
 LMD = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "lmd-lyrics-melody"
 

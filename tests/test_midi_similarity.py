@@ -10,8 +10,8 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from datamodules.audio import SAMPLE_RATE
-from datamodules.demo import compose_song, render_midi
+from songdata.audio import SAMPLE_RATE
+from prepare.demo import compose_song, render_midi
 from taste import MidiSimilarity, TasteSong, Transcriber, file_hash, summarize, waveform_hash
 
 STYLES = ("calm folk", "energetic rock", "dark electronic")

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
-from datamodules.audio import encode_flac
+from songdata.audio import encode_flac
 from datamodules.music import MusicDataModule
 from datamodules.pipeline import SegmentSpec, eval_pipeline, train_pipeline
 
@@ -93,7 +93,7 @@ def test_segments_are_decoded_alone_exactly_as_crops_of_the_whole_song():
     import io
     import soundfile as sf
 
-    from datamodules.audio import decode_audio_bytes, decode_segments
+    from songdata.audio import decode_audio_bytes, decode_segments
 
     rng = np.random.default_rng(0)
     song = (0.2 * rng.standard_normal(16_000 * 5)).astype(np.float32)

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from datamodules.demo import build_demo_world, get_style
-from datamodules.interactions import InteractionData
+from prepare.demo import build_demo_world, get_style
+from songdata.interactions import InteractionData
 from generative import load_config
 from generative.prompts import (
     SUNO_V4_LIMITS,

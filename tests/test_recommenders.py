@@ -9,9 +9,9 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from datamodules.dataset import SongDataset, normalise_catalog
-from datamodules.interactions import InteractionData
-from datamodules.splits import SplitConfig, split_interactions
+from songdata.dataset import SongDataset, normalise_catalog
+from songdata.interactions import InteractionData
+from songdata.splits import SplitConfig, split_interactions
 from evaluation.evaluator import evaluate_recommender, evaluate_scorer
 from recommenders import (
     ALSRecommender,

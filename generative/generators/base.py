@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from datamodules.audio import SAMPLE_RATE
+from songdata.audio import SAMPLE_RATE
 from generative.prompts import Prompt
 
 

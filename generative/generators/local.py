@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.demo import STYLES, Vocabulary, render_song, write_lyrics
+from prepare.demo import STYLES, Vocabulary, render_song, write_lyrics
 from generative.generators import LOCAL_MODEL
 from generative.generators.base import GeneratedSong, Generator, safe_name, write_wav_atomic
 from generative.prompts import Prompt, match_demo_style
@@ -68,7 +68,7 @@ class LocalGenerator(Generator):
                     clip_id=clip_id, audio_path=path, title=prompt.title, lyrics=lyrics or "",
                     tags=f"{style.genre}, {style.mood}", model=self.model, backend=self.backend,
                     duration_s=float(self.seconds),
-                    metadata={"local": True, "style": style.name, "seed": seed, "composer": "datamodules.demo"},
+                    metadata={"local": True, "style": style.name, "seed": seed, "composer": "prepare.demo"},
                 )
             )
         return songs

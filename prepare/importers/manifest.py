@@ -17,11 +17,11 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from datamodules.audio import read_audio
-from datamodules.dataset import INTERACTION_COLUMNS, write_tables
-from datamodules.report import PrepareReport
-from datamodules.shards import SkipSample, assign_shard_splits, write_shards
-from datamodules.splits import SplitConfig, write_splits
+from songdata.audio import read_audio
+from songdata.dataset import INTERACTION_COLUMNS, write_tables
+from prepare.report import PrepareReport
+from songdata.shards import SkipSample, assign_shard_splits, write_shards
+from songdata.splits import SplitConfig, write_splits
 
 SONG_FIELDS = ("song_id", "audio", "lyrics", "lyrics_path", "artist", "title", "tags")
 _TAG_SEPARATOR = re.compile(r"[;|]")

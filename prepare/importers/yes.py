@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.importers import write_interaction_dataset
-from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig
+from prepare.importers import write_interaction_dataset
+from prepare.report import PrepareReport
+from songdata.splits import SplitConfig
 
 PLAYLIST_FILES = ("train.txt", "test.txt", "playlists.txt")
 USER_PREFIX = "yes-pl-"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.demo.styles import Style, Vocabulary, get_style
+from prepare.demo.styles import Style, Vocabulary, get_style
 
 LINE_TEMPLATES: tuple[str, ...] = (
     "{adj} {noun} in {place}",

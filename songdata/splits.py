@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.dataset import SPLIT_COLUMNS, SPLIT_NAMES, SPLITS_DIR, write_json_atomic, write_parquet_atomic
+from songdata.dataset import SPLIT_COLUMNS, SPLIT_NAMES, SPLITS_DIR, write_json_atomic, write_parquet_atomic
 
 
 @dataclass

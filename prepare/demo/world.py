@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.audio import SAMPLE_RATE
-from datamodules.dataset import write_json_atomic, write_parquet_atomic, write_tables
-from datamodules.demo.composer import compose_song, plan_song
-from datamodules.demo.lyrics import write_artist_name, write_lyrics, write_title
-from datamodules.demo.styles import STYLES
-from datamodules.demo.synth import render_midi
-from datamodules.report import PrepareReport
-from datamodules.shards import SHARDS_DIR, assign_shard_splits, write_shards
-from datamodules.splits import SplitConfig, write_splits
+from songdata.audio import SAMPLE_RATE
+from songdata.dataset import write_json_atomic, write_parquet_atomic, write_tables
+from prepare.demo.composer import compose_song, plan_song
+from prepare.demo.lyrics import write_artist_name, write_lyrics, write_title
+from prepare.demo.styles import STYLES
+from prepare.demo.synth import render_midi
+from prepare.report import PrepareReport
+from songdata.shards import SHARDS_DIR, assign_shard_splits, write_shards
+from songdata.splits import SplitConfig, write_splits
 
 log = logging.getLogger(__name__)
 

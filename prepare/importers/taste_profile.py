@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from datamodules.importers import write_interaction_dataset
-from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig
+from prepare.importers import write_interaction_dataset
+from prepare.report import PrepareReport
+from songdata.splits import SplitConfig
 
 log = logging.getLogger(__name__)
 

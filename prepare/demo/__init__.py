@@ -1,10 +1,10 @@
 """The embedded demo world and its reusable parts: styles, composer, synthesiser, lyric writer."""
 
-from datamodules.demo.composer import SongPlan, compose_song, plan_song
-from datamodules.demo.lyrics import write_lyrics
-from datamodules.demo.styles import STYLES, Style, Vocabulary, get_style
-from datamodules.demo.synth import Timbre, render_midi, timbre_for
-from datamodules.demo.world import DemoAudioSource, build_demo_world, default_demo_root, ensure_demo_world, render_song
+from prepare.demo.composer import SongPlan, compose_song, plan_song
+from prepare.demo.lyrics import write_lyrics
+from prepare.demo.styles import STYLES, Style, Vocabulary, get_style
+from prepare.demo.synth import Timbre, render_midi, timbre_for
+from prepare.demo.world import DemoAudioSource, build_demo_world, default_demo_root, ensure_demo_world, render_song
 
 __all__ = [
     "STYLES",

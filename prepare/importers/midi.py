@@ -4,7 +4,7 @@ Lyrics come from the files' lyric events (or, where a file has none, its text ev
 Soft Karaoke `.kar` files), joined by the karaoke convention: an event starting with `/` or `\\`
 opens a new line, one starting with a space a new word. Notes are rendered at 16 kHz by
 FluidSynth when pyfluidsynth works here, else by the project's own synthesiser
-(`datamodules.demo.synth.render_midi`), and cut to `max_seconds`.
+(`prepare.demo.synth.render_midi`), and cut to `max_seconds`.
 
 There are no listeners in this source: the interactions table and the splits are written empty
 (`splits/meta.json` has no cold-start songs), and shards hold every song, about
@@ -27,12 +27,12 @@ import pandas as pd
 import pretty_midi
 from tqdm import tqdm
 
-from datamodules.audio import SAMPLE_RATE
-from datamodules.dataset import write_tables
-from datamodules.demo.synth import render_midi
-from datamodules.report import PrepareReport
-from datamodules.shards import SkipSample, assign_shard_splits, write_shards
-from datamodules.splits import SplitConfig, write_splits
+from songdata.audio import SAMPLE_RATE
+from songdata.dataset import write_tables
+from prepare.demo.synth import render_midi
+from prepare.report import PrepareReport
+from songdata.shards import SkipSample, assign_shard_splits, write_shards
+from songdata.splits import SplitConfig, write_splits
 
 log = logging.getLogger(__name__)
 

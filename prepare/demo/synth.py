@@ -17,7 +17,7 @@ import numpy as np
 import pretty_midi
 from scipy.signal import lfilter
 
-from datamodules.audio import SAMPLE_RATE
+from songdata.audio import SAMPLE_RATE
 
 PEAK = 0.89
 

@@ -21,9 +21,9 @@ import pandas as pd
 import webdataset as wds
 from tqdm import tqdm
 
-from datamodules.audio import SAMPLE_RATE, decode_audio_bytes, encode_flac
-from datamodules.dataset import SPLIT_NAMES, write_json_atomic
-from datamodules.report import PrepareReport
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes, encode_flac
+from songdata.dataset import SPLIT_NAMES, write_json_atomic
+from prepare.report import PrepareReport
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from datamodules.dataset import SongDataset, load_dataset
+from songdata.dataset import SongDataset, load_dataset
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
-from datamodules.demo.styles import DRUM_PATTERNS, MODES, Style, get_style
+from prepare.demo.styles import DRUM_PATTERNS, MODES, Style, get_style
 
 STEPS_PER_BAR = 16
 

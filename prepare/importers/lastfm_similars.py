@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from datamodules.dataset import load_dataset, write_tables
-from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig, write_splits
+from songdata.dataset import load_dataset, write_tables
+from prepare.report import PrepareReport
+from songdata.splits import SplitConfig, write_splits
 
 log = logging.getLogger(__name__)
 

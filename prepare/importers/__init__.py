@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.dataset import write_tables
-from datamodules.report import PrepareReport
-from datamodules.splits import SplitConfig, write_splits
+from songdata.dataset import write_tables
+from prepare.report import PrepareReport
+from songdata.splits import SplitConfig, write_splits
 
 
 def write_interaction_dataset(

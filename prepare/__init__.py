@@ -1,0 +1,1 @@
+"""Building dataset folders (what `prepare_data.py` drives): the demo world and the importers of public data sets."""
