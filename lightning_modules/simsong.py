@@ -324,7 +324,11 @@ class SimSongModule(L.LightningModule):
             return
         keep = first_occurrences(song_index)
         a1, a2, lyrics = a1[keep], a2[keep], lyrics[keep]
-        metrics = {**retrieval_metrics(a1, lyrics, "val/a2l"), **retrieval_metrics(a1, a2, "val/a2a")}
+        metrics = {
+            **retrieval_metrics(a1, lyrics, "val/a2l"),
+            **retrieval_metrics(lyrics, a1, "val/l2a"),
+            **retrieval_metrics(a1, a2, "val/a2a"),
+        }
         # Every rank holds the same gathered set, so syncing only averages equal values.
         self.log_dict(metrics, sync_dist=True)
 

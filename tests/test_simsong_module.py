@@ -86,7 +86,7 @@ def test_trains_and_reports_metrics(tiny_bert: Path, loss: str) -> None:
     metrics = trainer.callback_metrics
     for key in ["train/loss", "train/loss_a2a", "train/loss_a2l", "train/temperature", "val/loss"]:
         assert torch.isfinite(metrics[key]), key
-    for head in ["a2l", "a2a"]:
+    for head in ["a2l", "l2a", "a2a"]:
         for k in [1, 5, 10]:
             assert 0.0 <= metrics[f"val/{head}_R@{k}"] <= 1.0
         assert 1.0 <= metrics[f"val/{head}_medr"] <= 12.0
