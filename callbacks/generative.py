@@ -14,7 +14,7 @@ from callbacks.periodic import PeriodicEvaluation
 from callbacks.recommendation import RecommendationEvaluation
 from songdata.interactions import InteractionData
 from evaluation.generative_stage import (
-    TASTE_METRICS, JudgeConfig, TasteScoring, build_judge, summarise_users, top_k,
+    TASTE_METRICS, JudgeConfig, TastePanel, build_judge, summarise_users, top_k,
 )
 from recommenders.base import training_only
 from recommenders.embedding import EmbeddingRecommender
@@ -71,7 +71,7 @@ class GenerativeComparison(PeriodicEvaluation):
         self.judge_config = judge or JudgeConfig()
         self.reference_songs, self.seed, self.data_root = reference_songs, seed, data_root
         self.embedder = RecommendationEvaluation(baselines=[], fuse=fuse, name=name, data_root=data_root)
-        self._taste: TasteScoring | None = None
+        self._taste: TastePanel | None = None
         self._users: list[int] = []
         self._generated: dict[str, dict[str, float]] | None = None
 
@@ -107,7 +107,7 @@ class GenerativeComparison(PeriodicEvaluation):
             raise ValueError(f"GenerativeComparison: no finished generated song of a known user in {self.manifest_dirs}")
         self._users = users
         judge = build_judge(self.judge_config, self.cache_dir)
-        self._taste = TasteScoring(data, self.cache_dir, judge, self.reference_songs, self.seed)
+        self._taste = TastePanel(data, self.cache_dir, judge, self.reference_songs, self.seed)
         self._taste.prepare(sorted({int(i) for u in users for i in data.train[u].indices}))
         self._generated = {name: self._score(per_user) for name, per_user in songs.items()}
         return self._generated

@@ -74,7 +74,7 @@ class GenerativeConfig:
 
     Args:
         enabled: Run the stage (off unless a config turns it on: it transcribes audio).
-        backends: Generators to run (`local`, `suno`, `import`, `musicgen`); rows `generated-<backend>`.
+        backends: Generators to run (`oracle`, `suno`, `import`, `musicgen`); rows `generated-<backend>`.
         generate_config: Config of the generators and prompts (bare names in configs/).
         generate_args: Extra overrides of it, e.g. ["--generator.seconds", "8"].
         num_users: Test users scored (seeded choice with the leaderboard's seed).
@@ -85,7 +85,7 @@ class GenerativeConfig:
     """
 
     enabled: bool = False
-    backends: list[str] = field(default_factory=lambda: ["local"])
+    backends: list[str] = field(default_factory=lambda: ["oracle"])
     generate_config: str = "generate.yaml"
     generate_args: list[str] = field(default_factory=list)
     num_users: int = 8
@@ -113,8 +113,8 @@ def build_judge(config: JudgeConfig, cache_dir: Path) -> TasteScorer:
     return LLMLyricJudge(OpenAIChatBackend(config.model, config.base_url, api_key_env=config.api_key_env))
 
 
-class TasteScoring:
-    """Both taste scorers and the catalog songs they need, decoded once per song and cached by hash.
+class TastePanel:
+    """A panel of both taste scorers (`TasteScorer`s) and the catalog songs they need, decoded once and cached by hash.
 
     Shared by the leaderboard stage and the `GenerativeComparison` callback.
     """
@@ -249,7 +249,7 @@ def run_generative_stage(
         run = generate_for_users(data, users, gen_config, out / "generated" / backend)
         generated[backend], counts[backend] = run.songs, run.counts
     tops = {name: dict(zip(users, top_k(model.score, data, np.array(users), config.k))) for name, model in models.items()}
-    taste = TasteScoring(data, cache, build_judge(config.judge, cache), config.reference_songs, seed, show_progress)
+    taste = TastePanel(data, cache, build_judge(config.judge, cache), config.reference_songs, seed, show_progress)
     needed = {int(i) for u in users for i in data.train[u].indices}
     needed |= {int(i) for per_user in tops.values() for ids in per_user.values() for i in ids}
     taste.prepare(sorted(needed))
@@ -287,7 +287,7 @@ def run_generative_stage(
 
 
 def _score_users(
-    taste: TasteScoring, users: list[int], candidates: dict[int, list[TasteSong]], table: list[dict], source: str
+    taste: TastePanel, users: list[int], candidates: dict[int, list[TasteSong]], table: list[dict], source: str
 ) -> dict[str, list[list]]:
     """Per metric, per user, the candidates' results; each candidate also becomes a W&B table row."""
     out: dict[str, list[list]] = {name: [] for name in TASTE_METRICS}

@@ -3,9 +3,9 @@
 Python API (what the leaderboard calls)::
 
     from generative import GenerateConfig, generate_for_users, load_config, load_songs
-    config = load_config(["--generator.backend", "local"])  # configs/generate.yaml + overrides
-    run = generate_for_users(data, user_indices, config, "runs/generated/demo/local")
-    songs = load_songs("runs/generated/demo/local")  # finished songs, audio paths absolute
+    config = load_config(["--generator.backend", "oracle"])  # configs/generate.yaml + overrides
+    run = generate_for_users(data, user_indices, config, "runs/generated/demo/oracle")
+    songs = load_songs("runs/generated/demo/oracle")  # finished songs, audio paths absolute
 """
 
 from generative.manifest import load_manifest, load_songs

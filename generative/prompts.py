@@ -1,8 +1,11 @@
 """What to ask a generator for one user: a taste profile from the training history, turned into prompt fields.
 
 The profile weights every song of the user's training history by its plays: the dominant tags
-(split into style keywords and moods), tempo and key where `song_features.parquet` knows them,
-reference songs (most played, then most recent) and the words of the history's lyrics. The
+(split into style keywords and moods), tempo and key where the catalog's metadata has them
+(`tempo`, `key`, `mode` columns), reference songs (most played, then most recent) and the words
+of the history's lyrics; prompt lyrics come from a word n-gram model of the history's lyrics.
+Nothing here knows the demo world: matching prompts to demo styles is the oracle generator's
+business (`generative/generators/oracle.py`). The
 templates in `configs/generate.yaml` turn it into the fields a generator takes (style, title,
 description, lyrics); fields longer than the target model allows are cut at a word boundary
 and the cut is recorded in the prompt, so what was sent is always what the manifest shows.
@@ -16,22 +19,19 @@ import string
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from prepare.demo import STYLES, Style, Vocabulary, write_lyrics
+from generative.lyric_ngram import LyricNgram, words
 
 log = logging.getLogger(__name__)
 
-SONG_FEATURES = "song_features.parquet"
 PROMPT_FIELDS = ("style", "title", "description", "lyrics")
 
 # Tags read as moods rather than styles; the rest of a user's top tags are style keywords.
-MOOD_WORDS = frozenset({s.mood for s in STYLES}) | frozenset(
-    "melancholic melancholy mellow romantic relaxing relaxed angry uplifting dreamy peaceful emotional "
+MOOD_WORDS = frozenset(
+    "calm energetic dark happy sad upbeat chill aggressive melancholic melancholy mellow romantic relaxing relaxed angry uplifting dreamy peaceful emotional "
     "nostalgic hopeful moody atmospheric groovy sexy epic fun funny beautiful love sensual soothing "
     "cheerful gloomy intense playful sentimental tender bittersweet euphoric haunting".split()
 )
@@ -139,6 +139,8 @@ class TasteProfile:
     vocabulary: dict[str, list[str]]
     tempo: float | None = None
     key: str | None = None
+    lyrics: list[str] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -167,14 +169,6 @@ class Prompt:
     @classmethod
     def from_dict(cls, record: dict) -> "Prompt":
         return cls(**{**record, "profile": TasteProfile(**record["profile"])})
-
-
-def load_song_features(root: str | Path | None) -> pd.DataFrame | None:
-    """`song_features.parquet` of a dataset folder (tempo, key, mode per song), or None when it has none."""
-    path = Path(root) / SONG_FEATURES if root is not None else None
-    if path is None or not path.exists():
-        return None
-    return pd.read_parquet(path).set_index("song_id")
 
 
 def user_seed(seed: int, user_id: str, *more: int) -> np.random.SeedSequence:
@@ -210,81 +204,31 @@ def _references(catalog: pd.DataFrame, songs: np.ndarray, weights: np.ndarray, n
     return [f"{artist} – {title}" for artist, title in zip(rows["artist"], rows["title"])]
 
 
-def _words(lyrics: str) -> list[str]:
-    return [w.strip("'") for w in re.findall(r"[a-z']+", lyrics.lower()) if len(w.strip("'")) > 2]
+def theme_words(lyrics: list[str], weights: np.ndarray, size: int = 8) -> list[str]:
+    """The history's most play-weighted lyric words (3+ letters, stopwords left out; ties alphabetical)."""
+    counts: Counter = Counter()
+    for text, weight in zip(lyrics, weights):
+        for word in set(words(text)) - STOPWORDS:
+            if len(word) > 2 and not word.isdigit():
+                counts[word] += float(weight)
+    return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
 
 
-@lru_cache(maxsize=1)
-def _demo_phrases() -> dict[str, list[tuple[str, re.Pattern]]]:
-    """Per part of speech, every demo style's words and phrases with a whole-word pattern."""
-    return {
-        part: [
-            (phrase, re.compile(rf"\b{re.escape(' '.join(_words(phrase)))}\b"))
-            for phrase in sorted({p for s in STYLES for p in getattr(s.vocabulary, part)})
-        ]
-        for part in ("nouns", "verbs", "adjectives", "places")
-    }
-
-
-def history_vocabulary(lyrics: list[str], weights: np.ndarray, style: Style, size: int = 8) -> dict[str, list[str]]:
-    """Lyric words of a history, sorted into the lyric writer's parts of speech.
-
-    Words and phrases that some demo style uses as a noun, verb, adjective or place keep that
-    role; other frequent words become nouns. Roles the history has no words for take `style`'s.
-    """
-    text = [" ".join(_words(song)) for song in lyrics]
-    vocabulary: dict[str, list[str]] = {}
-    for part, phrases in _demo_phrases().items():
-        counts: Counter = Counter()
-        for phrase, pattern in phrases:
-            for song, weight in zip(text, weights):
-                if pattern.search(song):
-                    counts[phrase] += float(weight)
-        vocabulary[part] = [p for p, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]]
-    known = {w for part in vocabulary.values() for p in part for w in _words(p)}
-    counts = Counter()
-    for song, weight in zip(text, weights):
-        for word in set(song.split()) - STOPWORDS - known:
-            counts[word] += float(weight)
-    extra = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-    if len(vocabulary["nouns"]) < 3:
-        vocabulary["nouns"] = (vocabulary["nouns"] + extra)[:size]
-    for part, words in vocabulary.items():
-        if not words:
-            vocabulary[part] = list(getattr(style.vocabulary, part))
-    return vocabulary
-
-
-def match_demo_style(tag_weights: dict[str, float]) -> tuple[Style, float]:
-    """The demo style whose genre and mood best match weighted tags (a tag's words count; extra tags half).
-
-    Returns the style and its score (0 when no tag matched: then the first style).
-    """
-    scores = np.zeros(len(STYLES))
-    for tag, weight in tag_weights.items():
-        words = set(re.findall(r"[a-z]+", tag.lower()))
-        for i, style in enumerate(STYLES):
-            extra = 0.5 * bool(words & set(style.extra_tags))
-            scores[i] += weight * ((style.genre in words) + (style.mood in words) + extra)
-    best = int(np.argmax(scores))
-    return STYLES[best], float(scores[best])
-
-
-def _tempo_and_key(song_ids: list[str], weights: np.ndarray, features: pd.DataFrame | None):
-    """Play-weighted mean tempo and most played key ("A minor") of the songs `features` knows, else None."""
-    known = [i for i, s in enumerate(song_ids) if features is not None and s in features.index]
-    if not known:
-        return None, None
-    rows, w = features.loc[[song_ids[i] for i in known]], weights[known]
-    tempo = round(float(np.average(rows["tempo"].astype(float), weights=w))) if "tempo" in rows else None
-    key = None
-    if "key" in rows:
-        modes = rows["mode"] if "mode" in rows else [""] * len(rows)
-        key = _weighted_mode([f"{k} {m}".strip() for k, m in zip(rows["key"], modes)], w.tolist())
+def _tempo_and_key(rows: pd.DataFrame, weights: np.ndarray) -> tuple[float | None, str | None]:
+    """Play-weighted mean tempo and most played key ("A minor") from catalog metadata, else None."""
+    tempo = key = None
+    if "tempo" in rows and rows["tempo"].notna().any():
+        known = rows["tempo"].notna().to_numpy()
+        tempo = round(float(np.average(rows["tempo"][known].astype(float), weights=weights[known])))
+    if "key" in rows and rows["key"].notna().any():
+        modes = rows["mode"].fillna("") if "mode" in rows else pd.Series([""] * len(rows), index=rows.index)
+        known = rows["key"].notna().to_numpy()
+        names = [f"{k} {m}".strip() for k, m in zip(rows["key"][known], modes[known])]
+        key = _weighted_mode(names, weights[known].tolist())
     return tempo, key
 
 
-def taste_profile(data, user_index: int, features: pd.DataFrame | None, config: PromptConfig) -> TasteProfile:
+def taste_profile(data, user_index: int, config: PromptConfig) -> TasteProfile:
     """Summarise user `user_index` of an `InteractionData` from its training history, weighted by plays."""
     user_id = data.user_ids[user_index]
     songs = np.asarray(data.histories[user_index], dtype=np.int64)
@@ -303,27 +247,23 @@ def taste_profile(data, user_index: int, features: pd.DataFrame | None, config: 
     moods = [t for t in strong if t in MOOD_WORDS][: config.n_moods]
     genres = [t for t in strong if t not in MOOD_WORDS][: config.n_genres]
     lyrics = catalog["lyrics"].iloc[songs].fillna("").astype(str).tolist()
-    style, _ = match_demo_style(tag_weights)
-    vocabulary = history_vocabulary(lyrics, weights, style)
-    theme = list(dict.fromkeys(vocabulary["nouns"] + vocabulary["adjectives"]))[: config.n_theme_words]
-    tempo, key = _tempo_and_key(catalog["song_id"].iloc[songs].tolist(), weights, features)
+    vocabulary = theme_words(lyrics, weights)
+    tempo, key = _tempo_and_key(catalog.iloc[songs], weights)
     return TasteProfile(
         user_id=user_id, n_songs=len(songs), tag_weights={t: float(tag_weights[t]) for t in ranked},
         genres=genres, moods=moods, references=_references(catalog, songs, weights, config.n_references),
-        theme=theme, vocabulary=vocabulary, tempo=tempo, key=key,
+        theme=vocabulary[: config.n_theme_words], vocabulary={"words": vocabulary}, tempo=tempo, key=key,
+        lyrics=lyrics, weights=weights.tolist(),
     )
 
 
 # ---- prompt -------------------------------------------------------------------------------------
-def _title_words(vocabulary: dict[str, list[str]]) -> str:
-    """The user's top adjective and noun ("Lonely Tears"); the next adjective when the top one is the noun."""
-    nouns = vocabulary.get("nouns", [])[:1]
-    adjectives = [a for a in vocabulary.get("adjectives", []) if a not in nouns][:1]
-    return " ".join(w.title() for w in adjectives + nouns)
+def _title_words(profile: TasteProfile) -> str:
+    """The user's two top lyric words ("Harbour Rain")."""
+    return " ".join(w.title() for w in profile.theme[:2])
 
 
 def _placeholders(profile: TasteProfile) -> dict[str, str]:
-    vocabulary = profile.vocabulary
     tags = [t for t in profile.tag_weights if t in set(profile.genres) | set(profile.moods)]
     return {
         "user_id": profile.user_id,
@@ -336,7 +276,7 @@ def _placeholders(profile: TasteProfile) -> dict[str, str]:
         "key": profile.key or "",
         "references": "; ".join(profile.references),
         "theme": ", ".join(profile.theme),
-        "title_words": _title_words(vocabulary),
+        "title_words": _title_words(profile),
     }
 
 
@@ -355,12 +295,16 @@ def render_template(template: str | list[str], values: dict[str, str]) -> str:
     return re.sub(r"[ \t]+", " ", ", ".join(p for p in kept if p)).strip()
 
 
-def write_user_lyrics(profile: TasteProfile, template: str, seed: int) -> str:
-    """Lyrics in the words of the user's history (the demo lyric writer with the user's vocabulary)."""
-    vocabulary = Vocabulary(**{part: tuple(words) for part, words in profile.vocabulary.items()})
-    rng = np.random.default_rng(user_seed(seed, profile.user_id, 1))
-    lines = write_lyrics(STYLES[0], rng, vocabulary).split("\n")
-    values = {**_placeholders(profile), "hook": lines[0], "verse": "\n".join(lines[1:-1]), "lyrics": "\n".join(lines)}
+def write_user_lyrics(profile: TasteProfile, template: str, seed: int, verse_lines: int = 4) -> str | None:
+    """Lyrics written by a word n-gram model of the user's history lyrics (a hook line, then a verse).
+
+    None when the history has no lyrics (the generator then writes its own, or none).
+    """
+    model = LyricNgram().fit(profile.lyrics, profile.weights)
+    lines = model.lines(verse_lines + 1, np.random.default_rng(user_seed(seed, profile.user_id, 1)))
+    if not lines:
+        return None
+    values = {**_placeholders(profile), "hook": lines[0], "verse": "\n".join(lines[1:]), "lyrics": "\n".join(lines)}
     return template.format(**values).strip()
 
 

@@ -33,7 +33,6 @@ from generative.prompts import (
     Prompt,
     PromptConfig,
     build_prompt,
-    load_song_features,
     model_limits,
     taste_profile,
     user_seed,
@@ -56,7 +55,7 @@ class GenerateConfig:
         prompts: How a user's history becomes a prompt (templates in configs/generate.yaml).
         generator: Which backend makes the songs.
         seed: Seed of the choice of users and of every request.
-        songs_per_user: Requests per user (a Suno request gives 2 songs; a local one `clips_per_request`).
+        songs_per_user: Requests per user (a Suno request gives 2 songs; an oracle one `clips_per_request`).
         retry_failed: Make failed requests of earlier runs again (a new attempt).
     """
 
@@ -237,14 +236,13 @@ class PromptSource:
     def __init__(self, data, config: GenerateConfig):
         self.data, self.config = data, config
         self.limits = model_limits(config.generator.backend, config.generator.model_name())
-        self.features = load_song_features(data.root)
         self.cache: dict[int, Prompt] = {}
 
     def __call__(self, request: PlannedRequest, state: dict | None) -> Prompt:
         if request.action == "collect":
             return Prompt.from_dict(state["prompt"])  # exactly what was submitted
         if request.index not in self.cache:
-            profile = taste_profile(self.data, request.index, self.features, self.config.prompts)
+            profile = taste_profile(self.data, request.index, self.config.prompts)
             self.cache[request.index] = build_prompt(profile, self.config.prompts, self.limits, self.config.seed)
         seed = user_seed(self.config.seed, request.user_id, request.slot, request.attempt).generate_state(1)[0]
         return dataclasses.replace(self.cache[request.index], seed=int(seed))

@@ -4,22 +4,15 @@ Every scorer follows `TasteScorer.score(candidates, history) -> list[TasteResult
 holds a value or a failure reason, never both.
 """
 
-from taste.base import TasteResult, TasteScorer, TasteSong, file_hash, iter_catalog_songs, summarize, waveform_hash
-from taste.lyric_judge import (
-    ChatBackend,
-    EmbeddingLyricJudge,
-    JudgeError,
-    LLMLyricJudge,
-    OpenAIChatBackend,
-    TransformersChatBackend,
-    history_summary,
-    parse_judgement,
-)
+from taste.base import TasteResult, TasteScorer, TasteSong, file_hash, iter_catalog_songs, summarise, waveform_hash
+from taste.chat_backends import ChatBackend, ChatError, OpenAIChatBackend, TransformersChatBackend
+from taste.lyric_judge import EmbeddingLyricJudge, JudgeError, LLMLyricJudge, history_summary, parse_judgement
 from taste.midi_similarity import MidiSimilarity, note_features
 from taste.transcription import Transcriber, Transcription, TranscriptionConfig, basic_pitch_model
 
 __all__ = [
     "ChatBackend",
+    "ChatError",
     "EmbeddingLyricJudge",
     "JudgeError",
     "LLMLyricJudge",
@@ -38,6 +31,6 @@ __all__ = [
     "iter_catalog_songs",
     "note_features",
     "parse_judgement",
-    "summarize",
+    "summarise",
     "waveform_hash",
 ]

@@ -179,7 +179,7 @@ class TasteScorer(ABC):
         """One `TasteResult` per candidate, in order; failures are results, not exceptions."""
 
 
-def summarize(results: Iterable[TasteResult]) -> dict:
+def summarise(results: Iterable[TasteResult]) -> dict:
     """Mean over scored candidates, counts, and failures grouped by reason (for leaderboards)."""
     results = list(results)
     values = [r.value for r in results if r.value is not None]

@@ -5,8 +5,8 @@ Two kinds of judge share one interface:
 - `LLMLyricJudge` asks a language model to grade the candidate against a deterministic summary
   of the user's history with a rubric (theme consistency, style/voice consistency, overall; each
   1-10, rationale first). Value = overall / 10, so 0.1 (unrelated) .. 1.0 (a perfect fit).
-  Backends: `OpenAIChatBackend` (any OpenAI-compatible Chat Completions server: OpenAI, vLLM,
-  Ollama, llama.cpp) and `TransformersChatBackend` (a local causal LM, greedy decoding).
+  Where the model runs is a `taste.chat_backends.ChatBackend` (any OpenAI-compatible server, or
+  a local transformers model).
 - `EmbeddingLyricJudge` (offline default) needs no LLM: cosine between the candidate's MiniLM
   embedding and the history's mean embedding, rescaled as (cos + 1) / 2 to [0, 1]. It reports
   kind "embedding, not LLM"; its values are not on the LLM's scale (unrelated lyrics already
@@ -22,19 +22,14 @@ import json
 import logging
 import os
 import re
-import time
-from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-import requests
-import torch
-
 from taste.base import TasteResult, TasteScorer, TasteSong
+from taste.chat_backends import ChatBackend, ChatError
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +78,8 @@ JUDGEMENT_SCHEMA = {
 }
 
 
-class JudgeError(Exception):
-    """A judgement that could not be obtained or parsed; its message becomes the failure reason."""
+class JudgeError(ChatError):
+    """A reply that is not a valid judgement; its message becomes the failure reason."""
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -170,180 +165,6 @@ def rubric_messages(summary: str, lyrics: str) -> list[dict[str, str]]:
     ]
 
 
-# ---------------------------------------------------------------------------------------- backends
-
-
-class ChatBackend(ABC):
-    """Chat messages in, the assistant's text out; raises `JudgeError` when there is no reply."""
-
-    name: str = "chat"
-
-    @abstractmethod
-    def complete(self, messages: list[dict[str, str]]) -> str: ...
-
-
-ResponseFormat = Literal["json_schema", "json_object", "none"]
-_FALLBACK: dict[str, ResponseFormat] = {"json_schema": "json_object", "json_object": "none"}
-
-
-class OpenAIChatBackend(ChatBackend):
-    """`POST {base_url}/chat/completions` on any OpenAI-compatible server.
-
-    Args:
-        model: Model name the server knows.
-        base_url: e.g. https://api.openai.com/v1, http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama).
-        api_key: The key itself; None = read the environment variable `api_key_env` (no key: no
-            Authorization header, as local servers expect). Sent as a header only, never logged.
-        api_key_env: Environment variable holding the key.
-        timeout_s: Per-request timeout (connect and each read).
-        max_retries: Retries after a 429, a 5xx, a timeout or a connection error.
-        backoff_s, max_backoff_s: Exponential backoff start and cap; a 429's Retry-After is used
-            instead when given (capped too).
-        response_format: Start with a strict JSON schema; on a 400 that rejects it, fall back to
-            json_object and then to none (the strict parser still validates every reply). The
-            fallback is remembered for later requests.
-        temperature, seed, max_tokens: Sampling settings (seed None = not sent).
-    """
-
-    def __init__(
-        self,
-        model: str,
-        base_url: str = "https://api.openai.com/v1",
-        api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout_s: float = 60.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 30.0,
-        response_format: ResponseFormat = "json_schema",
-        temperature: float = 0.0,
-        seed: int | None = 0,
-        max_tokens: int = 400,
-    ) -> None:
-        self.model = model
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self._api_key = api_key or os.environ.get(api_key_env) or None
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.response_format: ResponseFormat = response_format
-        self.temperature = temperature
-        self.seed = seed
-        self.max_tokens = max_tokens
-        self.name = f"openai:{model}"
-        self._session = requests.Session()
-
-    def __repr__(self) -> str:
-        key = "'***'" if self._api_key else "None"
-        return f"OpenAIChatBackend(model={self.model!r}, url={self.url!r}, api_key={key})"
-
-    def _mask(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
-    def _payload(self, messages: list[dict[str, str]]) -> dict:
-        payload = {
-            "model": self.model, "messages": messages, "temperature": self.temperature, "max_tokens": self.max_tokens,
-        }
-        if self.seed is not None:
-            payload["seed"] = self.seed
-        if self.response_format == "json_schema":
-            payload["response_format"] = {"type": "json_schema", "json_schema": JUDGEMENT_SCHEMA}
-        elif self.response_format == "json_object":
-            payload["response_format"] = {"type": "json_object"}
-        return payload
-
-    def _rejects_format(self, response: requests.Response) -> bool:
-        if response.status_code not in (400, 422) or self.response_format == "none":
-            return False
-        body = response.text.lower()
-        return any(word in body for word in ("response_format", "json_schema", "json_object", "structured output"))
-
-    def _retry_after(self, response: requests.Response) -> float | None:
-        try:
-            return max(float(response.headers.get("Retry-After", "")), 0.0)
-        except ValueError:  # absent, or an HTTP date: use the backoff
-            return None
-
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        attempt = 0
-        while True:
-            wait = min(self.backoff_s * 2**attempt, self.max_backoff_s)
-            try:
-                response = self._session.post(
-                    self.url, json=self._payload(messages), headers=headers, timeout=self.timeout_s
-                )
-            except requests.Timeout:
-                error = f"timeout ({self.timeout_s:g} s)"
-            except requests.ConnectionError as exc:
-                error = f"connection error ({type(exc).__name__})"
-            else:
-                if response.status_code == 200:
-                    return self._content(response)
-                if self._rejects_format(response):
-                    fallback = _FALLBACK[self.response_format]
-                    log.warning(
-                        "%s: server rejected response_format %s; using %s", self.name, self.response_format, fallback
-                    )
-                    self.response_format = fallback
-                    continue
-                error = f"http {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise JudgeError(f"{error}: {self._mask(response.text[:200])}")
-                if response.status_code == 429 and (retry_after := self._retry_after(response)) is not None:
-                    wait = min(retry_after, self.max_backoff_s)
-            attempt += 1
-            if attempt > self.max_retries:
-                raise JudgeError(f"{error} after {attempt} attempt(s)")
-            log.warning("%s: %s; retry %d/%d in %.2f s", self.name, error, attempt, self.max_retries, wait)
-            time.sleep(wait)
-
-    def _content(self, response: requests.Response) -> str:
-        try:
-            message = response.json()["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise JudgeError(f"malformed response: {type(exc).__name__}") from None
-        if message.get("refusal"):
-            raise JudgeError(f"refused: {str(message['refusal'])[:200]}")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise JudgeError("malformed response: message has no text content")
-        return content
-
-
-class TransformersChatBackend(ChatBackend):
-    """A local causal LM (name or folder), greedy decoding, its chat template when it has one.
-
-    Args:
-        model_name_or_path: Hugging Face name or local folder.
-        max_new_tokens: Tokens generated per judgement.
-        device: Torch device.
-    """
-
-    def __init__(self, model_name_or_path: str | Path, max_new_tokens: int = 256, device: str = "cpu") -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_name_or_path))
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_name_or_path)).to(device).eval()
-        self.max_new_tokens = max_new_tokens
-        self.device = device
-        self.name = f"transformers:{Path(str(model_name_or_path)).name}"
-
-    def _prompt(self, messages: list[dict[str, str]]) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        turns = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-        return "\n\n".join(turns) + "\n\nAssistant:"
-
-    @torch.no_grad()
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        inputs = self.tokenizer(self._prompt(messages), return_tensors="pt").to(self.device)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        output = self.model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad)
-        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
 # ---------------------------------------------------------------------------------------- judges
 
 
@@ -394,9 +215,9 @@ class LLMLyricJudge(TasteScorer):
     def _judge(self, song_id: str, summary: str, lyrics: str) -> TasteResult:
         text = None
         try:
-            text = self.backend.complete(rubric_messages(summary, lyrics))
+            text = self.backend.complete(rubric_messages(summary, lyrics), JUDGEMENT_SCHEMA)
             j = parse_judgement(text)
-        except JudgeError as error:
+        except ChatError as error:
             log.warning("%s: song %s: %s", self.name, song_id, error)
             return TasteResult.failed(str(error), reply=(text or "")[:300])
         return TasteResult.ok(

@@ -1,4 +1,4 @@
-"""Generation runs on a tiny demo world: local songs, resuming after interruptions, credits, imports, secrets."""
+"""Generation runs on a tiny demo world: oracle songs, resuming after interruptions, credits, imports, secrets."""
 
 import os
 from collections import Counter
@@ -14,9 +14,8 @@ from prepare.demo import build_demo_world
 from songdata.interactions import InteractionData
 from generative.__main__ import build_parser, load_config, main
 from generative.generators import GeneratorConfig, GeneratorUnavailable, build_generator
-from generative.generators.local import LocalGenerator
+from generative.generators.oracle import ORACLE_LABEL, OracleGenerator
 from generative.manifest import MANIFEST, Manifest, load_manifest, load_songs
-from generative.prompts import load_song_features
 from generative.run import choose_users, generate_for_users
 from tests.suno_server import FakeSuno, small_wav
 
@@ -46,9 +45,9 @@ def song_ids(out: Path) -> Counter:
     return Counter(r["song_id"] for r in load_manifest(out) if r["kind"] == "song")
 
 
-def test_local_songs_are_16k_wavs_in_the_users_style_with_their_words(world, tmp_path):
+def test_oracle_songs_are_16k_wavs_in_the_users_latent_style(world, tmp_path):
     root, data = world
-    features = load_song_features(root)
+    features = pd.read_parquet(root / "song_features.parquet").set_index("song_id")  # the demo world's latents
     users = choose_users(data, 3, seed=0)
     run = generate_for_users(data, users, config(), tmp_path / "out")
     assert run.counts == {"complete": 3} and run.stopped is None and len(run.songs) == 6
@@ -56,15 +55,15 @@ def test_local_songs_are_16k_wavs_in_the_users_style_with_their_words(world, tmp
         user = data.user_ids.index(song["user_id"])
         wave, rate = sf.read(song["audio_path"])
         assert rate == 16_000 and len(wave) == 16_000 and np.abs(wave).max() > 0.05
-        assert (song["model"], song["backend"], song["metadata"]["local"]) == ("simsong-local-composer", "local", True)
+        assert (song["model"], song["backend"], song["metadata"]["oracle"]) == ("simsong-demo-oracle", "oracle", ORACLE_LABEL)
         row = data.train[user]
         styles = Counter()
         for s, w in zip(row.indices, row.data):
             styles[features.loc[data.catalog["song_id"].iat[s], "style"]] += w
         assert song["metadata"]["style"] == styles.most_common(1)[0][0]
         history = " ".join(data.catalog["lyrics"].iloc[data.histories[user]]).lower()
-        assert all(n in history for n in song["prompt"]["profile"]["vocabulary"]["nouns"])
-        assert song["lyrics"] == song["prompt"]["lyrics"] and song["prompt"]["user_id"] == song["user_id"]
+        assert all(w in history for w in song["prompt"]["profile"]["vocabulary"]["words"])
+        assert song["lyrics"].strip() and song["prompt"]["user_id"] == song["user_id"]
     assert sorted(s["song_id"] for s in load_songs(tmp_path / "out")) == sorted(s["song_id"] for s in run.songs)
 
 
@@ -95,7 +94,7 @@ def test_interrupted_run_resumes_without_losing_or_repeating(world, tmp_path, mo
     root, data = world
     users = choose_users(data, 4, seed=0)
     calls = []
-    original = LocalGenerator.generate
+    original = OracleGenerator.generate
 
     def interrupt_third(self, prompt, user_id):
         calls.append(user_id)
@@ -103,7 +102,7 @@ def test_interrupted_run_resumes_without_losing_or_repeating(world, tmp_path, mo
             raise KeyboardInterrupt
         return original(self, prompt, user_id)
 
-    monkeypatch.setattr(LocalGenerator, "generate", interrupt_third)
+    monkeypatch.setattr(OracleGenerator, "generate", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         generate_for_users(data, users, config(), tmp_path / "out")
     kept = {s["song_id"]: os.stat(s["audio_path"]).st_mtime_ns for s in load_songs(tmp_path / "out")}

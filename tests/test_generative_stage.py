@@ -45,24 +45,24 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_rows_gain_taste_scores_with_cis_and_generators_get_rows(two_runs: dict) -> None:
     rows = {(r["model"], r["slice"]): r for r in json.loads((two_runs["out"] / "leaderboard.json").read_text())}
-    for key in [("popularity", "warm"), ("als", "warm"), ("generated-local", "generated")]:
+    for key in [("popularity", "warm"), ("als", "warm"), ("generated-oracle", "generated")]:
         row = rows[key]
         for metric in ["midi_similarity", "lyric_relevance"]:
             lo, hi = row["ci95"][metric]
             assert -1 <= lo <= row["metrics"][metric] <= hi <= 1, (key, metric)
-    assert "embedding, not LLM" in rows["generated-local", "generated"]["note"]
-    assert rows["generated-local", "generated"]["n_users"] == 3
+    assert "embedding, not LLM" in rows["generated-oracle", "generated"]["note"]
+    assert rows["generated-oracle", "generated"]["n_users"] == 3
     assert "midi_similarity" not in rows["als", "cold"]["metrics"]  # a note row stays as it was
     meta = two_runs["meta"][0]
     assert meta["judge"]["kind"] == "embedding, not LLM"
-    assert set(meta["failures"]) == {"popularity", "als", "generated-local"}  # counted per model and metric
+    assert set(meta["failures"]) == {"popularity", "als", "generated-oracle"}  # counted per model and metric
     assert "lyric_relevance" in (two_runs["out"] / "leaderboard.csv").read_text().splitlines()[0]
 
 
 def test_second_run_reuses_songs_and_transcriptions(two_runs: dict) -> None:
     first, second = two_runs["meta"]
-    assert first["generation_counts"]["local"] == {"complete": 3}
-    assert second["generation_counts"]["local"] == {"skipped_complete": 3}  # nothing generated again
+    assert first["generation_counts"]["oracle"] == {"complete": 3}
+    assert second["generation_counts"]["oracle"] == {"skipped_complete": 3}  # nothing generated again
     assert first["transcriber"]["misses"] > 0 and first["catalog_songs_decoded"] > 0 and first["catalog_skipped"] == {}
     assert second["transcriber"]["misses"] == 0 and second["catalog_songs_decoded"] == 0
     assert two_runs["first"].rows == two_runs["second"].rows  # same seed, same scores
@@ -90,7 +90,7 @@ def test_wandb_table_plays_generated_songs_beside_the_recommendations(two_runs: 
     (name,) = [n for n in tables if "generativesongs" in n]  # W&B drops the "/" of the key
     table, files = tables[name]
     rows = [dict(zip(table["columns"], row)) for row in table["data"]]
-    generated = [r for r in rows if r["source"] == "generated-local"]
+    generated = [r for r in rows if r["source"] == "generated-oracle"]
     recommended = [r for r in rows if r["source"] in ("popularity", "als")]
     assert len(generated) == 6 and len(recommended) == 3 * 2 * 5  # 3 users: 2 songs each; top-5 of 2 models
     for row in generated:  # a player: the wav itself travels with the table
@@ -100,7 +100,7 @@ def test_wandb_table_plays_generated_songs_beside_the_recommendations(two_runs: 
     by_user = {}
     for row in rows:
         by_user.setdefault(row["user_id"], []).append(row["source"])
-    assert len(by_user) == 3 and all(sources[:2] == ["generated-local"] * 2 for sources in by_user.values())
+    assert len(by_user) == 3 and all(sources[:2] == ["generated-oracle"] * 2 for sources in by_user.values())
 
 
 def judged_copy(two_runs: dict, tmp_path: Path, server: ChatServer) -> tuple[Path, dict]:
@@ -118,10 +118,10 @@ def test_llm_judge_on_an_openai_compatible_server_scores_every_row(two_runs, tmp
     reply = json.dumps({"rationale": "Same imagery.", "theme_consistency": 7, "style_consistency": 9, "overall": 8})
     with ChatServer([Reply(content=reply)]) as server:
         out, rows = judged_copy(two_runs, tmp_path, server)
-    for key in [("popularity", "warm"), ("als", "warm"), ("generated-local", "generated")]:
+    for key in [("popularity", "warm"), ("als", "warm"), ("generated-oracle", "generated")]:
         assert rows[key]["metrics"]["lyric_relevance"] == pytest.approx(0.8)
         assert rows[key]["ci95"]["lyric_relevance"] == pytest.approx([0.8, 0.8])
-    assert "lyric judge: llm" in rows["generated-local", "generated"]["note"]
+    assert "lyric judge: llm" in rows["generated-oracle", "generated"]["note"]
     meta = json.loads((out / "run.json").read_text())["generative"]
     assert meta["judge"] == {"name": "lyric_judge/openai:judge-test", "kind": "llm"}
     sent = server.requests
@@ -134,11 +134,11 @@ def test_llm_judge_on_an_openai_compatible_server_scores_every_row(two_runs, tmp
 def test_unparseable_judgements_are_counted_never_scored(two_runs, tmp_path) -> None:
     with ChatServer([Reply(content="These lyrics are a solid 9/10!")]) as server:
         out, rows = judged_copy(two_runs, tmp_path, server)
-    for key in [("popularity", "warm"), ("als", "warm"), ("generated-local", "generated")]:
+    for key in [("popularity", "warm"), ("als", "warm"), ("generated-oracle", "generated")]:
         assert "lyric_relevance" not in rows[key]["metrics"] and "lyric_relevance" not in rows[key]["ci95"]
         assert rows[key]["metrics"]["midi_similarity"] is not None  # the other score is unaffected
     failures = json.loads((out / "run.json").read_text())["generative"]["failures"]
-    assert sum(failures["generated-local"]["lyric_relevance"].values()) == 6
+    assert sum(failures["generated-oracle"]["lyric_relevance"].values()) == 6
     assert all(reason.startswith("unparseable") for reason in failures["als"]["lyric_relevance"])
 
 
@@ -158,7 +158,7 @@ def test_callback_logs_taste_scalars_beside_generated_songs(two_runs: dict, tmp_
     L.seed_everything(0)
     module = make_tiny_simsong(tmp_path / "bert")
     callback = GenerativeComparison(
-        manifest_dir=str(two_runs["out"] / "generated" / "local"), num_users=2, k=2,
+        manifest_dir=str(two_runs["out"] / "generated" / "oracle"), num_users=2, k=2,
         cache_dir=str(two_runs["out"] / "cache"),  # the stage's transcriptions and reference statistics
     )
     trainer = L.Trainer(
@@ -169,6 +169,6 @@ def test_callback_logs_taste_scalars_beside_generated_songs(two_runs: dict, tmp_
     trainer.fit(module, datamodule=MusicDataModule(str(two_runs["root"]), batch_size=4, num_workers=0,
                                                     segment_seconds=1.0))
     metrics = pd.read_csv(tmp_path / "csv" / "metrics.csv")
-    for name in ["simsong", "generated-local"]:
+    for name in ["simsong", "generated-oracle"]:
         for key in ["midi_similarity", "lyric_relevance"]:
             assert metrics[f"gen/{name}/{key}"].dropna().between(-1, 1).all() and len(metrics[f"gen/{name}/{key}"].dropna()) == 1

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from songdata.audio import SAMPLE_RATE
 from prepare.demo import compose_song, render_midi
-from taste import MidiSimilarity, TasteSong, Transcriber, file_hash, summarize, waveform_hash
+from taste import MidiSimilarity, TasteSong, Transcriber, file_hash, summarise, waveform_hash
 
 STYLES = ("calm folk", "energetic rock", "dark electronic")
 SONGS_PER_STYLE = 3
@@ -119,7 +119,7 @@ def test_failures_are_results_not_scores(corpus):
     failures = [r.failure for r in results]
     assert failures[:2] == ["no notes transcribed", "no audio"] and failures[2].startswith("audio error")
     assert results[3].value is not None and all(r.value is None for r in results[:3])
-    assert summarize(results)["n_failed"] == 3
+    assert summarise(results)["n_failed"] == 3
     assert scorer.score([history[0]], [silent])[0].failure == "no usable history audio"
     with pytest.raises(RuntimeError, match="fit"):
         MidiSimilarity(show_progress=False).score([history[0]], history)

@@ -1,4 +1,4 @@
-"""Prompts from histories: the user's style, tempo, key and songs; templates; model limits cut at word boundaries."""
+"""Prompts from histories: the user's tags, metadata tempo/key, songs and lyric words; templates; model limits."""
 
 import json
 import logging
@@ -11,6 +11,7 @@ import pytest
 from prepare.demo import build_demo_world, get_style
 from songdata.interactions import InteractionData
 from generative import load_config
+from generative.lyric_ngram import words
 from generative.prompts import (
     SUNO_V4_LIMITS,
     SUNO_V45_LIMITS,
@@ -18,7 +19,6 @@ from generative.prompts import (
     PromptConfig,
     build_prompt,
     cut_at_word,
-    load_song_features,
     model_limits,
     render_template,
     taste_profile,
@@ -31,7 +31,7 @@ PROMPTS = load_config().prompts  # the templates of configs/generate.yaml
 def world(tmp_path_factory) -> tuple[InteractionData, pd.DataFrame]:
     root = tmp_path_factory.mktemp("prompts") / "world"
     build_demo_world(root, scale=0.1, song_seconds=1.0, workers=1)
-    return InteractionData.load(root), load_song_features(root)
+    return InteractionData.load(root), pd.read_parquet(root / "song_features.parquet").set_index("song_id")
 
 
 def plays(data: InteractionData, user: int) -> dict[int, float]:
@@ -49,18 +49,26 @@ def dominant_style(data: InteractionData, features: pd.DataFrame, user: int) -> 
 def test_profile_follows_the_users_most_played_style(world):
     data, features = world
     for user in range(8):
-        profile = taste_profile(data, user, features, PROMPTS)
+        profile = taste_profile(data, user, PROMPTS)
         style = get_style(dominant_style(data, features, user))
         assert profile.genres[0] == style.genre and profile.moods[0] == style.mood
-        tempi = [features.loc[data.catalog["song_id"].iat[s], "tempo"] for s in plays(data, user)]
-        assert min(tempi) <= profile.tempo <= max(tempi)
-        assert profile.key.split()[1] in {"major", "minor", "dorian", "mixolydian", "phrygian"}
+        assert profile.tempo is None and profile.key is None  # the demo catalog has no tempo/key metadata
+
+
+def test_tempo_and_key_come_from_catalog_metadata_not_latents(world):
+    data, features = world
+    catalog = data.catalog.copy()
+    catalog["tempo"] = 100.0
+    catalog["key"], catalog["mode"] = "A", "minor"
+    with_metadata = replace(data, catalog=catalog)
+    profile = taste_profile(with_metadata, 0, PROMPTS)
+    assert (profile.tempo, profile.key) == (100, "A minor")
 
 
 def test_references_are_the_most_played_then_the_latest_songs(world):
     data, features = world
     user = 0
-    profile = taste_profile(data, user, features, replace(PROMPTS, n_references=3))
+    profile = taste_profile(data, user, replace(PROMPTS, n_references=3))
     weight = plays(data, user)
     history = data.histories[user]
     name = lambda s: f"{data.catalog['artist'].iat[s]} – {data.catalog['title'].iat[s]}"  # noqa: E731
@@ -72,15 +80,16 @@ def test_references_are_the_most_played_then_the_latest_songs(world):
 def test_templates_fill_the_prompt_fields(world):
     data, features = world
     config = PROMPTS
-    profile = taste_profile(data, 1, features, config)
+    profile = taste_profile(data, 1, config)
     prompt = build_prompt(profile, config, FieldLimits(), seed=0)
-    assert prompt.style.startswith(profile.genres[0])
-    assert f"{profile.tempo} BPM" in prompt.style and profile.key in prompt.style
+    assert prompt.style.startswith(profile.genres[0]) and "BPM" not in prompt.style  # no tempo known
     assert prompt.description.startswith(", ".join(profile.moods))
-    assert prompt.title == f"{profile.vocabulary['adjectives'][0]} {profile.vocabulary['nouns'][0]}".title()
+    assert prompt.title == f"{profile.theme[0]} {profile.theme[1]}".title()
     assert prompt.lyrics.startswith("[Verse]\n") and "[Chorus]" in prompt.lyrics
-    history_words = " ".join(data.catalog["lyrics"].iloc[data.histories[1]]).lower()
-    assert all(noun in history_words for noun in profile.vocabulary["nouns"])
+    history_words = set(words(" ".join(data.catalog["lyrics"].iloc[data.histories[1]])))
+    sung = [w for line in prompt.lyrics.splitlines() if not line.startswith("[") for w in words(line)]
+    assert sung and all(w in history_words for w in sung)  # the n-gram model only knows the history's words
+    assert all(w in history_words for w in profile.vocabulary["words"])
     assert prompt.truncated == {}
     assert build_prompt(profile, config, FieldLimits(), seed=0) == prompt  # seeded
 
@@ -98,7 +107,7 @@ def test_model_limits_by_suno_version():
         assert model_limits("suno", model) == SUNO_V45_LIMITS
     assert (SUNO_V4_LIMITS.style, SUNO_V4_LIMITS.lyrics, SUNO_V4_LIMITS.title) == (200, 3000, 80)
     assert (SUNO_V45_LIMITS.style, SUNO_V45_LIMITS.lyrics, SUNO_V45_LIMITS.title) == (1000, 5000, 100)
-    assert model_limits("local", "simsong-local-composer") == FieldLimits()
+    assert model_limits("oracle", "simsong-demo-oracle") == FieldLimits()
 
 
 def test_v4_cuts_long_fields_at_word_boundaries_and_v45_keeps_them(world, caplog):
@@ -109,7 +118,7 @@ def test_v4_cuts_long_fields_at_word_boundaries_and_v45_keeps_them(world, caplog
         description="{theme}",
         lyrics="[Verse]\n{verse}\n" + "la la la la la la la la\n" * 150,  # ~3600
     )
-    profile = taste_profile(data, 2, features, config)
+    profile = taste_profile(data, 2, config)
     full = build_prompt(profile, config, FieldLimits())
     with caplog.at_level(logging.WARNING, logger="generative.prompts"):
         v4 = build_prompt(profile, config, model_limits("suno", "chirp-v4"))
@@ -135,5 +144,5 @@ def test_cut_at_word_edge_cases():
 def test_prompt_round_trips_through_json(world):
     data, features = world
     config = PROMPTS
-    prompt = build_prompt(taste_profile(data, 3, features, config), config, SUNO_V4_LIMITS)
+    prompt = build_prompt(taste_profile(data, 3, config), config, SUNO_V4_LIMITS)
     assert type(prompt).from_dict(json.loads(json.dumps(prompt.to_dict()))) == prompt

@@ -1,4 +1,4 @@
-"""Generator backends, chosen by `--generator.backend`: suno | import | local | musicgen."""
+"""Generator backends, chosen by `--generator.backend`: history | random | oracle | suno | import | musicgen."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from generative.generators.base import (
     TransientError,
 )
 
-LOCAL_MODEL = "simsong-local-composer"
+ORACLE_MODEL = "simsong-demo-oracle"
 DEFAULT_SUNO_MODEL = "chirp-v4-5"
 
 
@@ -28,7 +28,8 @@ class GeneratorConfig:
     """Which generator makes the songs, and its settings (each backend reads its own).
 
     Args:
-        backend: `local` (offline: the project's composer and synthesiser), `suno` (a self-hosted
+        backend: `oracle` (demo-world simulator: knows the world's styles; an upper bound, demo
+            only), `suno` (a self-hosted
             gcui-art/suno-api server), `import` (songs made by hand, listed in a file), `musicgen`
             (transformers' MusicGen).
         model: Suno model (`chirp-v4`, `chirp-v4-5`, `chirp-v5`, ...; it sets the prompt limits);
@@ -45,14 +46,14 @@ class GeneratorConfig:
         check_credits: Ask /api/get_limit for the credits left before the batch.
         credits_per_request: Credits one Suno request costs (for the pre-batch check).
         import_path: `import`: a CSV or JSONL file, or a folder holding songs.csv / songs.jsonl.
-        seconds: `local` and `musicgen`: length of each song.
-        clips_per_request: `local`: songs per request (Suno makes 2).
+        seconds: `oracle` and `musicgen`: length of each song.
+        clips_per_request: `oracle`: songs per request (Suno makes 2).
         model_name_or_path: `musicgen`: a local folder or hub id of MusicGen weights.
         device: `musicgen`: torch device; empty = cuda when available, else cpu.
         guidance_scale: `musicgen`: classifier-free guidance.
     """
 
-    backend: Literal["local", "suno", "import", "musicgen"] = "local"
+    backend: Literal["oracle", "suno", "import", "musicgen"] = "oracle"
     model: str | None = None
     mode: Literal["custom", "description"] = "custom"
     base_url: str | None = None
@@ -76,7 +77,7 @@ class GeneratorConfig:
         """The model a prompt is built for (it sets the prompt limits)."""
         if self.model:
             return self.model
-        defaults = {"suno": DEFAULT_SUNO_MODEL, "local": LOCAL_MODEL, "musicgen": self.model_name_or_path}
+        defaults = {"suno": DEFAULT_SUNO_MODEL, "oracle": ORACLE_MODEL, "musicgen": self.model_name_or_path}
         return defaults.get(self.backend, self.backend)
 
 
@@ -88,10 +89,10 @@ def _secret(value: SecretStr | str | None, env: str) -> str | None:
 
 def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0) -> Generator:
     """The configured backend, writing its audio under `audio_dir`."""
-    if config.backend == "local":
-        from generative.generators.local import LocalGenerator
+    if config.backend == "oracle":
+        from generative.generators.oracle import OracleGenerator
 
-        return LocalGenerator(audio_dir, seconds=config.seconds, clips_per_request=config.clips_per_request, seed=seed)
+        return OracleGenerator(audio_dir, seconds=config.seconds, clips_per_request=config.clips_per_request, seed=seed)
     if config.backend == "suno":
         from generative.generators.suno import SunoClient, SunoGenerator
 
@@ -119,7 +120,7 @@ def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0) -> 
             audio_dir, config.model_name_or_path, seconds=config.seconds, device=config.device,
             guidance_scale=config.guidance_scale, seed=seed,
         )
-    raise ValueError(f"generator.backend: unknown backend {config.backend!r}; expected suno, import, local or musicgen")
+    raise ValueError(f"generator.backend: unknown backend {config.backend!r}; expected oracle, suno, import or musicgen")
 
 
 __all__ = [

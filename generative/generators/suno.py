@@ -5,9 +5,10 @@ Protocol: `POST /api/custom_generate` (`prompt` = lyrics, `tags` = style, `title
 the new clips (normally 2); `GET /api/get?ids=a,b` reports each clip's `status` (submitted,
 queued, streaming, complete, error; anything else counts as pending) and, once complete, its
 `audio_url`; `GET /api/get_limit` gives `credits_left`. Errors are JSON `{"error": msg}` with a
-4xx/5xx status; 402 means out of credits. A 2xx answer that is not JSON of the expected shape (a
-proxy's error page, say) is retried like a 5xx when the call is a GET. A POST is sent again only when
-it never reached the server (the connection could not be made): a submission is never paid twice.
+4xx/5xx status; 402 means out of credits. Connection errors, timeouts, 429 and 5xx are retried by
+urllib3 (`taste.http_session`); a POST is sent again only when it never reached the server (the
+connection could not be made) or was answered 429/5xx: a submission is never paid twice. A 2xx answer
+that is not JSON of the expected shape (a proxy's error page, say) is asked again when the call is a GET.
 
 The cookie and key travel as request headers to the suno-api server only (never to the audio
 CDN) and are kept out of every repr, log line and exception message.
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 import soundfile as sf
-from urllib3.exceptions import ConnectTimeoutError
+from urllib3.exceptions import MaxRetryError
 
 from generative.generators.base import (
     AsyncGenerator,
@@ -36,11 +37,12 @@ from generative.generators.base import (
     safe_name,
 )
 from generative.prompts import Prompt
+from taste.http_session import RETRY_STATUSES, attempts_made, describe_error, retrying_session
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("complete", "error")
-RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAYBE_SUBMITTED = "the request may still have been submitted (check the Suno library before retrying)"
 
 
 class SunoError(GenerationError):
@@ -67,14 +69,13 @@ def _error_message(response: requests.Response) -> str:
     return str(body.get("error") or body.get("detail") or body)[:200] if isinstance(body, dict) else str(body)[:200]
 
 
-def _never_sent(error: requests.ConnectionError) -> bool:
-    """Whether the call failed while connecting, so the server never saw it (a dropped answer is not that)."""
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused, unreachable) is one too
+def _retries_ran_out(error: requests.RequestException) -> bool:
+    """Whether urllib3 gave up retrying (rather than refusing to resend a request that was sent)."""
+    return bool(error.args) and isinstance(error.args[0], MaxRetryError)
 
 
 def _http_failure(method: str, path: str, response: requests.Response) -> str:
-    """What went wrong with an HTTP error answer that is worth retrying; raises for the others."""
+    """What went wrong with an HTTP error answer that was retried in vain; raises for the others."""
     message = _error_message(response)
     if response.status_code == 402:
         raise OutOfCredits(f"{method} {path}: out of Suno credits (402: {message})")
@@ -106,8 +107,8 @@ class SunoClient:
         cookie: Sent as the `Cookie` header (suno-api reads the Suno cookie from it).
         api_key: Sent as `Authorization: Bearer ...` (for servers behind a key).
         timeout_s: Timeout of each HTTP call.
-        max_retries: Retries after the first attempt.
-        backoff_s: First retry delay, doubled each retry.
+        max_retries: Retries after the first attempt (transport failures, and bad answers to a GET).
+        backoff_s: Backoff factor (urllib3's: the first retry is immediate, then doubling).
     """
 
     def __init__(
@@ -123,8 +124,12 @@ class SunoClient:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.session = requests.Session()
-        self.session.trust_env = False  # no .netrc credentials or proxies picked up behind our back
+        self._sessions = {  # idempotent call? -> a session that may (or may not) resend a sent request
+            idempotent: retrying_session(max_retries, backoff_s, resend_after_send=idempotent)
+            for idempotent in (True, False)
+        }
+        for session in self._sessions.values():
+            session.trust_env = False  # no .netrc credentials or proxies picked up behind our back
         self._auth: dict[str, str] = {}
         if cookie:
             self._auth["Cookie"] = cookie
@@ -139,44 +144,45 @@ class SunoClient:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
+    def _send(self, method: str, url: str, idempotent: bool, **kwargs) -> requests.Response:
+        """One call through urllib3's retries: a 2xx/3xx response; raises OutOfCredits on 402, SunoUnavailable
+        when retries ran out, SunoError on anything else (and when a POST may have reached the server)."""
+        headers = self._auth if self._same_origin(url) else {}
+        path = urlsplit(url).path
+        try:
+            response = self._sessions[idempotent].request(method, url, headers=headers, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as error:
+            failure = describe_error(error)
+            if not idempotent and not _retries_ran_out(error):  # sent, then unanswered: urllib3 did not resend it
+                lost = f"no answer in {self.timeout_s} s" if failure == "timed out" else "connection lost before an answer"
+                raise SunoError(f"{method} {path}: {lost}; {MAYBE_SUBMITTED}") from None
+            raise SunoUnavailable(f"{method} {path}: {failure} after {self.max_retries + 1} attempts") from None
+        if response.status_code >= 400:
+            failure = _http_failure(method, path, response)
+            raise SunoUnavailable(f"{method} {path}: {failure} after {attempts_made(response)} attempts")
+        return response
+
     def _request(
         self, method: str, url: str, idempotent: bool, read: Callable[[requests.Response], Any] | None = None, **kwargs
     ) -> Any:
-        """One call with retries: the response, or what `read` makes of it (a `BadAnswer` from it is retried
-        like a 5xx when the call is idempotent). Raises OutOfCredits on 402 and SunoError on anything else
-        that failed; a POST that may have reached the server is never sent again."""
-        headers = self._auth if self._same_origin(url) else {}
+        """`_send`, then what `read` makes of the answer: a `BadAnswer` from it is asked again (a GET) up to
+        `max_retries` times, or fails at once (a POST: it may have been submitted)."""
         path = urlsplit(url).path
-        maybe_submitted = "the request may still have been submitted (check the Suno library before retrying)"
         for attempt in range(self.max_retries + 1):
+            response = self._send(method, url, idempotent, **kwargs)
+            if read is None:
+                return response
             try:
-                response = self.session.request(method, url, headers=headers, timeout=self.timeout_s, **kwargs)
-            except requests.ConnectionError as error:
-                if not idempotent and not _never_sent(error):
-                    raise SunoError(f"{method} {path}: connection lost before an answer; {maybe_submitted}") from None
-                failure = f"connection error ({type(error).__name__})"
-            except requests.Timeout:
+                return read(response)
+            except BadAnswer as error:
                 if not idempotent:
-                    raise SunoError(f"{method} {path}: no answer in {self.timeout_s} s; {maybe_submitted}") from None
-                failure = "timed out"
-            else:
-                if response.status_code >= 400:
-                    failure = _http_failure(method, path, response)
-                elif read is None:
-                    return response
-                else:
-                    try:
-                        return read(response)
-                    except BadAnswer as error:
-                        if not idempotent:
-                            raise SunoError(f"{method} {path}: {error}; {maybe_submitted}") from None
-                        failure = str(error)
-            if attempt == self.max_retries:
-                raise SunoUnavailable(f"{method} {path}: {failure} after {attempt + 1} attempts")
-            delay = self.backoff_s * 2**attempt
-            log.warning("%s %s: %s; retry %d/%d in %.2f s", method, path, failure, attempt + 1, self.max_retries, delay)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+                    raise SunoError(f"{method} {path}: {error}; {MAYBE_SUBMITTED}") from None
+                failure = str(error)
+            if attempt < self.max_retries:
+                delay = self.backoff_s * 2**attempt
+                log.warning("%s %s: %s; retry %d/%d in %.2f s", method, path, failure, attempt + 1, self.max_retries, delay)
+                time.sleep(delay)
+        raise SunoUnavailable(f"{method} {path}: {failure} after {self.max_retries + 1} attempts")
 
     def _json(self, method: str, path: str, idempotent: bool, shape: Callable[[Any], Any] = lambda b: b, **kwargs):
         """The answer's JSON, passed through `shape` (which raises `BadAnswer` when it is not as expected)."""
