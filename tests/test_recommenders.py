@@ -17,12 +17,15 @@ from recommenders import (
     ALSRecommender,
     BPRRecommender,
     DBSCANRecommender,
+    EASERecommender,
     EmbeddingRecommender,
     HybridRecommender,
+    ItemKNNRecommender,
     KMeansRecommender,
     PopularityRecommender,
     RandomRecommender,
     Recommender,
+    RP3betaRecommender,
     Word2VecRecommender,
     training_only,
 )
@@ -65,6 +68,10 @@ FACTORIES = {
     "als": lambda seed: ALSRecommender(factors=16, regularization=0.1, seed=seed),
     "bpr": lambda seed: BPRRecommender(factors=16, learning_rate=0.05, seed=seed),
     "word2vec": lambda seed: Word2VecRecommender(vector_size=32, seed=seed),
+    "itemknn": lambda seed: ItemKNNRecommender("cosine", neighbours=50),
+    "itemknn_bm25": lambda seed: ItemKNNRecommender("bm25", neighbours=50, shrinkage=5.0, weighting="raw"),
+    "rp3beta": lambda seed: RP3betaRecommender(alpha=1.0, beta=0.5, neighbours=50),
+    "ease": lambda seed: EASERecommender(l2=50.0),
     "kmeans": lambda seed: KMeansRecommender(n_clusters=N_STYLES, n_init=3, seed=seed),
     "dbscan": lambda seed: DBSCANRecommender(seed=seed),
     "embedding": lambda seed: EmbeddingRecommender(planted_embeddings()),
@@ -89,7 +96,10 @@ def baselines(world) -> float:
     return max(recall_at_10(FACTORIES[name](0).fit(world), world)[0] for name in ("popularity", "random"))
 
 
-@pytest.mark.parametrize("name", ["als", "bpr", "word2vec", "kmeans", "dbscan", "hybrid", "hybrid_zscore"])
+@pytest.mark.parametrize(
+    "name", ["als", "bpr", "word2vec", "itemknn", "itemknn_bm25", "rp3beta", "ease", "kmeans", "dbscan", "hybrid",
+             "hybrid_zscore"]
+)
 def test_personalised_models_beat_popularity_and_random(world, baselines, name):
     recall, (low, _) = recall_at_10(FACTORIES[name](0).fit(training_only(world)), world)
     assert low > baselines, f"{name}: recall@10 {recall:.3f} (CI low {low:.3f}) vs best baseline {baselines:.3f}"
