@@ -64,6 +64,8 @@ class Style:
         velocity: Base loudness (MIDI velocity).
         legato: Note length as a share of the time to the next onset.
         energy, valence: Position on the mood plane in [0, 1].
+        brightness: Typical production brightness in [0, 1] (a song's latent identity varies it).
+        topic: Home position on the cycle of lyric topics in [0, 1) (see `lyrics.TOPICS`).
         vocabulary: Lyric words.
         extra_tags: Tags that some of the style's songs also get.
         artist_words: Words for band names.
@@ -93,6 +95,8 @@ class Style:
     vocabulary: Vocabulary
     extra_tags: tuple[str, ...]
     artist_words: tuple[str, ...]
+    brightness: float = 0.5
+    topic: float = 0.0
     arpeggio: bool = False
     strum_s: float = 0.0
     swing: float = 0.0
@@ -114,6 +118,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("acoustic", "singer-songwriter"),
         artist_words=("Willow", "Hollow", "Creek", "Sparrow", "Timber", "Meadow"),
+        brightness=0.5, topic=0.0,
     ),
     Style(
         name="energetic rock", genre="rock", mood="energetic", tempo=(132, 158), tonics=("E", "A", "D"),
@@ -130,6 +135,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("guitar", "live"),
         artist_words=("Thunder", "Riot", "Engine", "Voltage", "Rebels", "Highway"),
+        brightness=0.6, topic=0.75,
     ),
     Style(
         name="dark electronic", genre="electronic", mood="dark", tempo=(118, 128), tonics=("F#", "A", "C#"),
@@ -146,6 +152,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("synth", "techno"),
         artist_words=("Void", "Cipher", "Null", "Obsidian", "Vector", "Static"),
+        brightness=0.4, topic=0.5,
     ),
     Style(
         name="happy pop", genre="pop", mood="happy", tempo=(104, 122), tonics=("C", "F", "Bb"),
@@ -162,6 +169,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("dance", "catchy"),
         artist_words=("Sunny", "Candy", "Glitter", "Bubble", "Starlight", "Cherry"),
+        brightness=0.85, topic=0.92,
     ),
     Style(
         name="sad piano ballad", genre="ballad", mood="sad", tempo=(58, 72), tonics=("A", "E", "D"),
@@ -178,6 +186,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("piano", "emotional"),
         artist_words=("Grey", "Ember", "Rain", "Ashes", "Winter", "Echo"),
+        brightness=0.3, topic=0.3,
     ),
     Style(
         name="upbeat funk", genre="funk", mood="upbeat", tempo=(98, 114), tonics=("E", "G", "D"),
@@ -194,6 +203,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("groove", "horns"),
         artist_words=("Groove", "Soul", "Funkadelic", "Brass", "Boogie", "Velvet"),
+        brightness=0.7, topic=0.85,
     ),
     Style(
         name="chill lofi jazz", genre="jazz", mood="chill", tempo=(72, 88), tonics=("F", "Eb", "Bb"),
@@ -210,6 +220,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("instrumental", "study"),
         artist_words=("Mellow", "Haze", "Cloud", "Velvet", "Moon", "Nook"),
+        brightness=0.2, topic=0.125,
     ),
     Style(
         name="aggressive metal", genre="metal", mood="aggressive", tempo=(160, 190), tonics=("E", "D", "B"),
@@ -226,6 +237,7 @@ STYLES: tuple[Style, ...] = (
         ),
         extra_tags=("heavy", "distorted"),
         artist_words=("Skull", "Carnage", "Iron", "Abyss", "Wrath", "Tyrant"),
+        brightness=0.55, topic=0.625,
     ),
 )
 
