@@ -8,10 +8,12 @@ from recommenders.linear import EASERecommender
 from recommenders.matrix_factorization import ALSRecommender, BPRRecommender
 from recommenders.neighbourhood import ItemKNNRecommender, RP3betaRecommender
 from recommenders.popularity import PopularityRecommender, RandomRecommender
+from recommenders.trivial_content import AudioRecommender, LyricsRecommender, TagsRecommender
 from recommenders.word2vec import Word2VecRecommender
 
 __all__ = [
     "ALSRecommender",
+    "AudioRecommender",
     "BPRRecommender",
     "DBSCANRecommender",
     "EASERecommender",
@@ -19,10 +21,12 @@ __all__ = [
     "HybridRecommender",
     "ItemKNNRecommender",
     "KMeansRecommender",
+    "LyricsRecommender",
     "PopularityRecommender",
     "RandomRecommender",
     "RP3betaRecommender",
     "Recommender",
+    "TagsRecommender",
     "Word2VecRecommender",
     "training_only",
 ]
