@@ -53,9 +53,10 @@ def read_midi(path: str | Path) -> pretty_midi.PrettyMIDI:
         return pretty_midi.PrettyMIDI(str(path))
 
 
-def midi_lyrics(pm: pretty_midi.PrettyMIDI) -> str:
-    """The lyrics of a (karaoke) MIDI, one line per `\\n`; `@`/`%` karaoke header texts are left out."""
+def midi_lyrics(pm: pretty_midi.PrettyMIDI, until_s: float = float("inf")) -> str:
+    """The lyrics of a (karaoke) MIDI sung before `until_s`, one line per `\\n`; `@`/`%` header texts are left out."""
     events = pm.lyrics or [e for e in pm.text_events if not e.text.startswith(("@", "%"))]
+    events = [e for e in events if e.time < until_s]
     text = ""
     for event in sorted(events, key=lambda e: e.time):
         piece = event.text.replace("\r\n", "\n").replace("\r", "\n")
@@ -153,12 +154,17 @@ class MidiAudio:
         return wave[: int(self.max_seconds * SAMPLE_RATE)]
 
 
-def _catalog_row(relative: PurePosixPath, pm: pretty_midi.PrettyMIDI, meta: dict, max_seconds: float) -> dict:
+def _catalog_row(
+    relative: PurePosixPath, pm: pretty_midi.PrettyMIDI, meta: dict, max_seconds: float, clip_lyrics: bool = False
+) -> dict:
     """Catalog fields: metadata columns first, then the (original) path, then karaoke headers."""
     original = next((_text(meta[c]) for c in PATH_COLUMNS if _text(meta.get(c))), "")
     artist, title = artist_title_from_path(PurePosixPath(original.replace("\\", "/")) if original else relative)
     titles = karaoke_titles(pm)
-    lyrics = midi_lyrics(pm) or "\n".join(p.strip() for p in _text(meta.get("lyrics")).split(" / ") if p.strip())
+    if clip_lyrics:  # only what is sung within the rendered audio; the metadata's full text would not match it
+        lyrics = midi_lyrics(pm, until_s=max_seconds)
+    else:
+        lyrics = midi_lyrics(pm) or "\n".join(p.strip() for p in _text(meta.get("lyrics")).split(" / ") if p.strip())
     return {
         "song_id": _text(meta.get("song_id")) or relative.stem,
         "artist": _text(meta.get("artist")) or artist or (titles[1] if len(titles) > 1 else ""),
@@ -170,7 +176,7 @@ def _catalog_row(relative: PurePosixPath, pm: pretty_midi.PrettyMIDI, meta: dict
 
 
 def read_midi_folder(
-    input: Path, metadata: dict[str, dict], max_seconds: float, report: PrepareReport
+    input: Path, metadata: dict[str, dict], max_seconds: float, report: PrepareReport, clip_lyrics: bool = False
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """(catalog, song_id → absolute path) of every readable MIDI file with notes under `input`."""
     files = sorted(p for p in input.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
@@ -185,7 +191,8 @@ def read_midi_folder(
         if not any(instrument.notes for instrument in pm.instruments):
             report.skip("MIDI without notes", str(relative))
             continue
-        row = _catalog_row(relative, pm, metadata.get(str(relative)) or metadata.get(relative.name) or {}, max_seconds)
+        meta = metadata.get(str(relative)) or metadata.get(relative.name) or {}
+        row = _catalog_row(relative, pm, meta, max_seconds, clip_lyrics)
         if row["song_id"] in paths:
             row["song_id"] = f"{row['song_id']}-{hashlib.md5(path.read_bytes()).hexdigest()[:8]}"
         if row["song_id"] in paths:
@@ -210,6 +217,7 @@ def import_midi(
     max_seconds: float = 30.0,
     renderer: Literal["auto", "fluidsynth", "synth"] = "auto",
     songs_per_shard: int = 64,
+    clip_lyrics: bool = False,
 ) -> PrepareReport:
     """Import a folder of MIDI / karaoke files as a dataset folder: lyrics from lyric events, rendered audio.
 
@@ -227,6 +235,8 @@ def import_midi(
         max_seconds: Audio is cut after this many seconds.
         renderer: "fluidsynth", "synth" (the built-in synthesiser) or "auto" (FluidSynth when it works).
         songs_per_shard: Songs per shard file.
+        clip_lyrics: Keep only the lyric events sung within `max_seconds`, so that lyrics and audio
+            cover the same part of the song (the real-song retrieval check needs it).
 
     Returns:
         Counts of what was written and, per reason, of what was skipped.
@@ -240,7 +250,9 @@ def import_midi(
         raise FileNotFoundError(f"{input}: folder of MIDI files not found")
     metadata = Path(metadata) if metadata is not None else input / "metadata.csv"
     report = PrepareReport()
-    catalog, paths = read_midi_folder(input, read_metadata(metadata) if metadata.exists() else {}, max_seconds, report)
+    catalog, paths = read_midi_folder(
+        input, read_metadata(metadata) if metadata.exists() else {}, max_seconds, report, clip_lyrics
+    )
     if catalog.empty:
         raise ValueError(f"{input}: no MIDI file could be imported\n{report.summary()}")
     dataset = write_tables(out, catalog, _no_interactions())
