@@ -1,0 +1,185 @@
+"""Hyperparameter search for the baselines on the validation split, never the test split.
+
+`tune.py` calls `tune_all`: for each model, a grid (when it has no more points than the budget)
+or a seeded random sample of the grid is fitted on the training split (through
+`training_only`) and scored on the validation split; the best setting of each model by the
+chosen metric is written as a config file whose `baselines:` list `evaluate.py` reads.
+
+`load_tuning_data` reads the catalog, the interactions' listening order and the train and
+validation splits only: `splits/test.parquet` is never opened while tuning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from evaluation.evaluator import evaluate_scorer
+from recommenders.base import Recommender, training_only
+from songdata.dataset import (
+    CATALOG, INTERACTIONS, SPLIT_COLUMNS, SPLITS_DIR, SongDataset, DatasetError, normalise_catalog,
+    validate_catalog, validate_interactions,
+)
+from songdata.interactions import InteractionData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchSpace:
+    """One model's search: `fixed` init arguments plus a list of values for each tuned one.
+
+    Args:
+        class_path: The recommender class, e.g. `recommenders.EASERecommender`.
+        fixed: Init arguments every trial shares.
+        space: Init argument → the values to try.
+        budget: Trials for this model; null = the tuner's budget.
+    """
+
+    class_path: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, list] = field(default_factory=dict)
+    budget: int | None = None
+
+
+@dataclass
+class Trial:
+    """One fitted setting and its validation figures."""
+
+    class_path: str
+    init_args: dict[str, Any]
+    metrics: dict[str, float]
+    fit_s: float
+    eval_s: float
+
+
+def load_tuning_data(root: str | Path) -> InteractionData:
+    """The dataset's train and validation splits, as `InteractionData` whose `test` holds nothing.
+
+    Only catalog.parquet, interactions.parquet (read for the listening order of training histories)
+    and splits/{train,val}.parquet are opened.
+    """
+    root = Path(root)
+    catalog = _read(root / CATALOG)
+    validate_catalog(catalog, root / CATALOG)
+    songs = set(catalog["song_id"])
+    interactions = _read(root / INTERACTIONS)
+    validate_interactions(interactions, songs, root / INTERACTIONS)
+    splits = {}
+    for name in ("train", "val"):
+        path = root / SPLITS_DIR / f"{name}.parquet"
+        splits[name] = _read(path)
+        validate_interactions(splits[name], songs, path, columns=SPLIT_COLUMNS)
+    splits["test"] = pd.DataFrame({column: pd.Series(dtype=splits["val"][column].dtype) for column in SPLIT_COLUMNS})
+    # Users known only from test would be rows without data; keep the users of train and val.
+    seen_users = set(splits["train"]["user_id"]) | set(splits["val"]["user_id"])
+    interactions = interactions[interactions["user_id"].isin(seen_users)]
+    dataset = SongDataset(root, normalise_catalog(catalog), interactions, None, splits, {})
+    return InteractionData.from_dataset(dataset)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DatasetError(f"{path}: missing (tuning needs the catalog, interactions and the train/val splits)")
+    return pd.read_parquet(path)
+
+
+def candidate_settings(search: SearchSpace, budget: int, seed: int) -> list[dict[str, Any]]:
+    """The whole grid when it has at most `budget` points, else `budget` distinct points drawn at random."""
+    names = sorted(search.space)
+    sizes = [len(search.space[name]) for name in names]
+    if any(size == 0 for size in sizes):
+        raise ValueError(f"{search.class_path}: every tuned argument needs at least one value, got {search.space}")
+    n_points = int(np.prod(sizes)) if sizes else 1
+    if n_points <= budget:
+        points = list(itertools.product(*(search.space[name] for name in names)))
+    else:
+        picks = np.random.default_rng(seed).choice(n_points, size=budget, replace=False)
+        points = [tuple(search.space[n][i] for n, i in zip(names, np.unravel_index(p, sizes))) for p in sorted(picks)]
+    return [{**search.fixed, **dict(zip(names, point))} for point in points]
+
+
+def build(class_path: str, init_args: dict[str, Any]) -> Recommender:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**init_args)
+
+
+def run_trial(class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
+    """Fit one setting on the training split (held-out matrices refused) and score the validation split."""
+    model = build(class_path, init_args)
+    clock = time.perf_counter()
+    model.fit(training_only(data))
+    fit_s = time.perf_counter() - clock
+    result = evaluate_scorer(model.score, data, "val", "warm", ks, n_bootstrap=0, model=model.name, show_progress=False)
+    metrics = {key: float(value) for key, value in result.metrics.items()}
+    return Trial(class_path, _plain(init_args), metrics, fit_s, time.perf_counter() - clock - fit_s)
+
+
+def _plain(args: dict[str, Any]) -> dict[str, Any]:
+    """Init arguments as plain YAML/JSON values (numpy scalars become Python numbers)."""
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in args.items()}
+
+
+def tune_model(
+    search: SearchSpace, data: InteractionData, metric: str, budget: int, seed: int, ks: Sequence[int]
+) -> list[Trial]:
+    """Every candidate setting of one model, with a progress bar that shows the best so far."""
+    settings = candidate_settings(search, search.budget or budget, seed)
+    trials: list[Trial] = []
+    short = search.class_path.rpartition(".")[2]
+    bar = tqdm(settings, desc=f"tune {short}", unit="trial")
+    for init_args in bar:
+        trials.append(run_trial(search.class_path, init_args, data, ks))
+        best = max(t.metrics[metric] for t in trials)
+        bar.set_postfix({metric: f"{trials[-1].metrics[metric]:.4f}", "best": f"{best:.4f}"})
+        log.info("%s %s: %s %.4f (fit %.1fs)", short, _plain(init_args), metric, trials[-1].metrics[metric],
+                 trials[-1].fit_s)
+    return trials
+
+
+def best_trial(trials: Sequence[Trial], metric: str) -> Trial:
+    """Highest `metric`; ties go to the earliest trial."""
+    return max(trials, key=lambda t: (t.metrics[metric], -trials.index(t)))
+
+
+def tune_all(
+    searches: Sequence[SearchSpace], data: InteractionData, metric: str, budget: int, seed: int
+) -> dict[str, list[Trial]]:
+    """Trials of every model, keyed by class path (in the order given)."""
+    ks = sorted({int(metric.split("@")[1]), 10})
+    return {s.class_path: tune_model(s, data, metric, budget, seed, ks) for s in searches}
+
+
+def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path) -> Path:
+    """`out` (a config `evaluate.py --config` reads) with each model's best setting, and `<out>.trials.json`."""
+    header = (
+        f"# Baseline settings chosen by tune.py on the validation split of {dataset.resolve().name} "
+        f"(best {metric}, warm songs);\n# every trial is in {out.stem}.trials.json. "
+        f"Use: evaluate.py --config eval.yaml ... --config {out.name}\n"
+    )
+    baselines = []
+    for class_path, model_trials in trials.items():
+        best = best_trial(model_trials, metric)
+        entry: dict[str, Any] = {"class_path": class_path}
+        if best.init_args:
+            entry["init_args"] = best.init_args
+        baselines.append(entry)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + yaml.safe_dump({"baselines": baselines}, sort_keys=False, default_flow_style=None))
+    record = {
+        "dataset": str(dataset.resolve()), "metric": metric, "split": "val",
+        "trials": [t.__dict__ for model_trials in trials.values() for t in model_trials],
+    }
+    out.with_suffix(".trials.json").write_text(json.dumps(record, indent=2) + "\n")
+    return out

@@ -1,0 +1,78 @@
+"""tune.py: searches each baseline on the validation split only and writes a config evaluate.py reads."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import tune
+from evaluate import build_parser as evaluate_parser
+from evaluation.tuning import SearchSpace, candidate_settings
+from songdata.dataset import write_tables
+from songdata.splits import SplitConfig, write_splits
+
+N_USERS, N_SONGS, N_STYLES = 60, 40, 4
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Users play 12 songs each, mostly from their style; split 80/10/10 per user, no cold songs."""
+    root = tmp_path_factory.mktemp("tune_world")
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(N_USERS):
+        inside = np.arange(N_SONGS) % N_STYLES == user % N_STYLES
+        p = np.where(inside, 0.9 / inside.sum(), 0.1 / (~inside).sum())
+        songs = rng.choice(N_SONGS, size=12, replace=False, p=p)
+        rows += [(f"u{user:02d}", f"s{song:02d}", 1.0, i) for i, song in enumerate(songs)]
+    interactions = pd.DataFrame(rows, columns=["user_id", "song_id", "weight", "position"])
+    catalog = pd.DataFrame({"song_id": [f"s{s:02d}" for s in range(N_SONGS)], "artist": "a", "title": "t",
+                            "lyrics": "", "tags": [[] for _ in range(N_SONGS)], "duration_s": 180.0})
+    write_tables(root, catalog, interactions)
+    write_splits(root, interactions, SplitConfig(seed=0, cold_fraction=0.0))
+    return root
+
+
+CONFIG = {
+    "metric": "ndcg@10",
+    "budget": 3,
+    "models": [
+        {"class_path": "recommenders.PopularityRecommender"},
+        {"class_path": "recommenders.ItemKNNRecommender", "space": {"neighbours": [1, 20], "shrinkage": [0.0, 5.0]}},
+        {"class_path": "recommenders.EASERecommender", "fixed": {"weighting": "binary"}, "space": {"l2": [1.0, 10.0]}},
+    ],
+}
+
+
+def test_tuning_reads_only_train_and_validation_and_writes_a_config_evaluate_reads(dataset, tmp_path, monkeypatch):
+    opened = []
+    read_parquet = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda path, *a, **k: opened.append(Path(path).name) or read_parquet(path, *a, **k))
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(CONFIG))
+    out = tune.main(["--config", str(tmp_path / "tune.yaml"), "--data.root", str(dataset),
+                     "--out", str(tmp_path / "tuned.yaml")])
+    assert sorted(opened) == ["catalog.parquet", "interactions.parquet", "train.parquet", "val.parquet"]
+    tuned = yaml.safe_load(out.read_text())["baselines"]
+    assert [b["class_path"].rpartition(".")[2] for b in tuned] == [
+        "PopularityRecommender", "ItemKNNRecommender", "EASERecommender"]
+    trials = yaml.safe_load(out.with_suffix(".trials.json").read_text())["trials"]
+    knn = [t for t in trials if t["class_path"].endswith("ItemKNNRecommender")]
+    assert len(knn) == 3  # a 2 × 2 grid over a budget of 3: a random sample of 3 settings
+    best = max(knn, key=lambda t: t["metrics"]["ndcg@10"])
+    assert tuned[1]["init_args"] == best["init_args"]
+    assert tuned[2]["init_args"]["weighting"] == "binary"
+    config = evaluate_parser().parse_args(["--config", str(out), "--data.root", str(dataset)])
+    assert [b.class_path for b in config.baselines] == [b["class_path"] for b in tuned]
+
+
+def test_grid_no_larger_than_the_budget_is_searched_whole_and_a_larger_one_sampled_with_the_seed():
+    search = SearchSpace("x.Model", fixed={"seed": 0}, space={"a": [1, 2], "b": ["u", "v", "w"]})
+    grid = candidate_settings(search, budget=6, seed=0)
+    assert len(grid) == 6 and all(s["seed"] == 0 for s in grid)
+    assert len({(s["a"], s["b"]) for s in grid}) == 6
+    sample = candidate_settings(search, budget=4, seed=1)
+    assert len(sample) == 4 and len({(s["a"], s["b"]) for s in sample}) == 4
+    assert sample == candidate_settings(search, budget=4, seed=1)
+    assert candidate_settings(SearchSpace("x.Model"), budget=5, seed=0) == [{}]

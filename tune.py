@@ -1,0 +1,63 @@
+"""Tune every baseline on a dataset's validation split and write the chosen settings as a config.
+
+    uv run tune.py --config tune.yaml --data.root data/hetrec [--budget 20] [--out configs/tuned/hetrec.yaml]
+
+Each model of `models` is fitted on the training split for a grid of its `space` (or, when the grid
+is larger than the budget, a seeded random sample of it) and scored on the validation split; the
+test split is never read. The best setting of each model (by `metric`) goes to `--out` (default
+`configs/tuned/<dataset name>.yaml`), read by `evaluate.py --config eval.yaml --config tuned/<name>.yaml`,
+with every trial in `<out>.trials.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from configs import CONFIG_DIR, resolve_config_args
+from datamodules.music import resolve_data_root
+from evaluation.tuning import SearchSpace, load_tuning_data, tune_all, write_tuned_config
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML config; bare names are found in configs/.")
+    parser.add_argument("--data.root", type=str | None, default=None, help="Dataset folder; empty = the demo world.")
+    parser.add_argument("--out", type=str | None, default=None,
+                        help="Config to write; empty = configs/tuned/<dataset name>.yaml.")
+    parser.add_argument("--metric", type=str, default="ndcg@10", help="Validation metric to maximise (warm songs).")
+    parser.add_argument("--budget", type=int, default=20, help="Trials per model unless its search sets `budget`.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the random sample of a grid larger than the budget.")
+    parser.add_argument(
+        "--models", type=list[dict], default=[],
+        help="Search space of each baseline: {class_path, fixed: {arg: value}, space: {arg: [values]}, budget}.",
+    )
+    return parser
+
+
+def main(args: list[str] | None = None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gensim").setLevel(logging.WARNING)
+    parser = build_parser()
+    config = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
+    if not config.models:
+        parser.error("no models to tune: give a config with `models:` (configs/tune.yaml)")
+    root = resolve_data_root(config.data.root)
+    searches = []
+    for i, model in enumerate(config.models):
+        try:
+            searches.append(SearchSpace(**model))
+        except TypeError as error:
+            parser.error(f"models[{i}]: {error}; expected keys class_path, fixed, space, budget")
+    trials = tune_all(searches, load_tuning_data(root), config.metric, config.budget, config.seed)
+    out = Path(config.out) if config.out else CONFIG_DIR / "tuned" / f"{root.resolve().name}.yaml"
+    write_tuned_config(trials, config.metric, root, out)
+    print(f"tuned settings written to {out} (trials: {out.with_suffix('.trials.json')})")
+    return out
+
+
+if __name__ == "__main__":
+    main()
