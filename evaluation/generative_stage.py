@@ -41,6 +41,7 @@ from songdata.interactions import InteractionData
 from songdata.shards import iter_shard_songs
 from evaluation.metrics import bootstrap_ci
 from taste import EmbeddingLyricJudge, LLMLyricJudge, MidiSimilarity, OpenAIChatBackend, TasteScorer, TasteSong
+from taste.cache_files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,9 @@ class TastePanel:
                 wanted.discard(index)
         for index in wanted:  # not in the shards: scored as "no audio"
             self._songs[index] = self._catalog_song(index, None, None)
-        hashes_path.parent.mkdir(parents=True, exist_ok=True)
-        hashes_path.write_text(json.dumps(hashes, sort_keys=True))
+        if hashes_path.exists():  # with what another evaluation sharing the cache added meanwhile
+            hashes = {**json.loads(hashes_path.read_text()), **hashes}
+        write_json(hashes_path, hashes, sort_keys=True)
 
     def _catalog_song(self, index: int, wave: np.ndarray | None, audio_hash: str | None) -> TasteSong:
         row = self.data.catalog.iloc[index]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from taste.base import TasteResult, TasteScorer, TasteSong
+from taste.cache_files import replace_atomically
 from taste.chat_backends import ChatBackend, ChatError
 
 log = logging.getLogger(__name__)
@@ -246,10 +246,13 @@ class EmbeddingLyricJudge(TasteScorer):
         self.encoder = None  # built on the first text the cache does not hold
         key = hashlib.sha1(f"{model_name_or_path}|{max_length}".encode()).hexdigest()[:12]
         self.cache_path = Path(cache_dir) / f"lyric_embeddings-{key}.npz" if cache_dir else None
-        self._cache: dict[str, np.ndarray] = {}
-        if self.cache_path is not None and self.cache_path.exists():
-            with np.load(self.cache_path) as stored:
-                self._cache = {k: stored[k] for k in stored.files}
+        self._cache: dict[str, np.ndarray] = self._stored()
+
+    def _stored(self) -> dict[str, np.ndarray]:
+        if self.cache_path is None or not self.cache_path.exists():
+            return {}
+        with np.load(self.cache_path) as stored:
+            return {k: stored[k] for k in stored.files}
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors, from the on-disk cache where possible, so a re-evaluation loads no model."""
@@ -263,11 +266,9 @@ class EmbeddingLyricJudge(TasteScorer):
             vectors = self.encoder([t for _, t in missing]).float().numpy()
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             self._cache.update({k: v for (k, _), v in zip(missing, vectors)})
-            if self.cache_path is not None:
-                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.cache_path.with_suffix(".tmp.npz")
-                np.savez(tmp, **self._cache)
-                os.replace(tmp, self.cache_path)
+            if self.cache_path is not None:  # with what another evaluation sharing the folder added meanwhile
+                self._cache = {**self._stored(), **self._cache}
+                replace_atomically(self.cache_path, lambda f: np.savez(f, **self._cache))
         return np.stack([self._cache[k] for k in keys])
 
     def score(self, candidates: Sequence[TasteSong], history: Sequence[TasteSong]) -> list[TasteResult]:

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from taste.base import TasteResult, TasteScorer, TasteSong
+from taste.cache_files import write_json
 from taste.transcription import Transcriber, Transcription, TranscriptionConfig
 
 log = logging.getLogger(__name__)
@@ -146,11 +147,10 @@ class MidiSimilarity(TasteScorer):
 
     def save_reference(self, path: str | Path, n_songs: int | None = None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         stats = {
             "scalars": SCALARS, "mean": self.scalar_mean.tolist(), "std": self.scalar_std.tolist(), "n_songs": n_songs,
         }
-        path.write_text(json.dumps(stats, indent=2))
+        write_json(path, stats, indent=2)
 
     def load_reference(self, path: str | Path | None = None) -> Self:
         """Reference statistics saved by an earlier `fit` (default: `cache_dir/reference_stats.json`)."""
