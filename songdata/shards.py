@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +23,7 @@ import webdataset as wds
 from tqdm import tqdm
 
 from songdata.audio import SAMPLE_RATE, decode_audio_bytes, encode_flac
-from songdata.dataset import SPLIT_NAMES, write_json_atomic
+from songdata.dataset import SPLIT_NAMES, DatasetError, write_json_atomic
 from prepare.report import PrepareReport
 
 log = logging.getLogger(__name__)
@@ -164,14 +165,49 @@ def write_index(out_dir: Path, jobs: list[ShardJob]) -> dict:
 
 
 def read_index(root: str | Path) -> dict:
-    """Read `shards/index.json`; an error names the file when it is missing or malformed."""
+    """Read `shards/index.json`; an error names the file when it is missing or malformed.
+
+    The folder is untrusted: every shard it names must be a plain file name whose file (links
+    followed) lies inside `shards/`; an entry that escapes the folder is refused by name, unread.
+    """
     path = Path(root) / SHARDS_DIR / INDEX
+    require_inside(Path(root), path)
     try:
         index = json.loads(path.read_text())
         index["splits"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
         raise FileNotFoundError(f"{path}: missing or malformed shard index ({error})") from error
+    if not isinstance(index["splits"], dict):
+        raise DatasetError(f"{path}: 'splits' must map split names to lists of shards")
+    for split, entries in index["splits"].items():
+        for i, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+            _check_shard_entry(Path(root), path, f"splits.{split}[{i}]", entry)
     return index
+
+
+SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_shard_entry(root: Path, index_path: Path, where: str, entry: object) -> None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        raise DatasetError(f"{index_path}: {where} must be {{\"url\": <shard file name>, \"count\": <songs>}}, got {entry!r}")
+    name, count = entry["url"], entry.get("count")
+    if not SHARD_NAME.fullmatch(name):
+        raise DatasetError(
+            f"{index_path}: {where}.url {name!r} is not a plain shard file name in {SHARDS_DIR}/ "
+            "(letters, digits, '.', '_', '-'); refused, nothing outside the dataset folder is read"
+        )
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise DatasetError(f"{index_path}: {where}.count must be a whole number >= 0, got {count!r}")
+    require_inside(root, root / SHARDS_DIR / name)
+
+
+def require_inside(root: Path, path: Path) -> None:
+    """Refuse `path` when it (links followed) lies outside the dataset folder `root`."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise DatasetError(
+            f"{path}: points outside the dataset folder {root} (to {path.resolve()}); refused, not read"
+        )
 
 
 def iter_shard_songs(
