@@ -22,7 +22,6 @@ def main(args: list[str] | None = None) -> SimSongCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
     )
-    cli.model.similarity_fn = cli.datamodule.similarity_lookup
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
     return cli
 

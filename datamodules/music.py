@@ -65,6 +65,7 @@ class MusicDataModule(L.LightningDataModule):
         self.root: Path | None = None
         self.index: dict = {}
         self.similarity = None
+        self.dataset = None
         self._resumed_epochs = 0
 
     def prepare_data(self) -> None:
@@ -74,6 +75,7 @@ class MusicDataModule(L.LightningDataModule):
         self.root = resolve_data_root(self.hparams.root)
         self.index = read_index(self.root)
         dataset = load_dataset(self.root, require_splits=False)
+        self.dataset = dataset  # the model resolves its WNS similarity from it
         self.catalog = dataset.catalog
         if dataset.similarity is not None:
             self.similarity = similarity_matrix(dataset.similarity, pd.Index(dataset.catalog["song_id"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Literal
@@ -20,24 +20,18 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import get_cosine_schedule_with_warmup
 
 from lightning_modules.audio_encoder import AudioEncoder
-from lightning_modules.losses import info_nce, soft_info_nce
+from lightning_modules.losses import info_nce, negative_weights, negatives_mask, weight_summary, weighted_info_nce
 from lightning_modules.lyrics_encoder import LyricsEncoder
+from songdata.similarity import DEFAULT_TOP_K, SimilaritySource, SongSimilarity, song_similarity
 
 log = logging.getLogger(__name__)
 
 # Temperature kept in [0.01, 1.0], i.e. logit scale log(1/T) in [0, log 100] (as CLIP).
 MIN_LOGIT_SCALE, MAX_LOGIT_SCALE = 0.0, math.log(100.0)
 RECALL_AT = (1, 5, 10)
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR multiplier: linear warmup to 1, then cosine decay to 0 at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def retrieval_metrics(query: Tensor, gallery: Tensor, prefix: str, chunk: int = 1024) -> dict[str, Tensor]:
@@ -83,7 +77,8 @@ class SimSongModule(L.LightningModule):
         audio_trainable: Fine-tune the Hugging Face audio backbone (False = frozen).
         audio_channels: Width of the first CNN blocks (later blocks use twice this).
         audio_layers: Residual blocks of the CNN, each halving frequency and time.
-        n_mels: Mel bands of the CNN front end.
+        n_mels: Mel bands of the CNN front end (96 over a 512-point FFT at 16 kHz: every band holds
+            an FFT bin, where 128 bands leave the lowest one empty, an input row that is always zero).
         n_fft: FFT size of the CNN front end.
         hop_length: Hop length of the CNN front end, in samples.
         lyrics_model: Hugging Face text model name or local path; empty = shipped MiniLM-L6-v2.
@@ -94,10 +89,14 @@ class SimSongModule(L.LightningModule):
         temperature: Softmax temperature of the contrastive logits (initial value if learnt).
         learnable_temperature: Learn the temperature (as a log-scale, kept in [0.01, 1.0]).
         loss: "ns" = InfoNCE; "wns" = Soft-InfoNCE, weighting negatives by song similarity.
-        alpha: Soft-InfoNCE strength of the down-weighting of similar negatives.
-        beta: Soft-InfoNCE base weight of a negative.
-        weight_temperature: Soft-InfoNCE temperature turning similarity into weights.
+        alpha: Soft-InfoNCE blend of uniform weights (0 = InfoNCE) and similarity weights (1).
+        weight_temperature: Soft-InfoNCE similarity scale: a negative this much more similar to the
+            anchor than another weighs e times less (weights average 1 over the negatives).
         min_weight: Soft-InfoNCE floor on a negative's weight.
+        similarity: Song similarity behind the WNS weights: "auto" = the dataset's similarity.parquet
+            if it has one, else "co_listening" (cosine of the training split's song columns);
+            "file" = similarity.parquet only; "lyrics" = cosine of the frozen lyric features.
+        similarity_top_k: Neighbours kept per song in the co-listening similarity.
         a2a_weight: Weight of the audio-audio (segment vs segment) head in the loss.
         a2l_weight: Weight of the audio-lyrics head in the loss.
         lr: Peak learning rate of AdamW.
@@ -114,7 +113,7 @@ class SimSongModule(L.LightningModule):
         audio_trainable: bool = False,
         audio_channels: int = 64,
         audio_layers: int = 7,
-        n_mels: int = 128,
+        n_mels: int = 96,
         n_fft: int = 512,
         hop_length: int = 160,
         lyrics_model: str | None = None,
@@ -125,10 +124,11 @@ class SimSongModule(L.LightningModule):
         temperature: float = 0.07,
         learnable_temperature: bool = False,
         loss: Literal["ns", "wns"] = "ns",
-        alpha: float = 0.5,
-        beta: float = 1.0,
-        weight_temperature: float = 1.0,
-        min_weight: float = 0.1,
+        alpha: float = 0.7,
+        weight_temperature: float = 0.2,
+        min_weight: float = 0.05,
+        similarity: SimilaritySource = "auto",
+        similarity_top_k: int = DEFAULT_TOP_K,
         a2a_weight: float = 1.0,
         a2l_weight: float = 1.0,
         lr: float = 1e-4,
@@ -156,9 +156,8 @@ class SimSongModule(L.LightningModule):
             self.register_buffer("logit_scale", logit_scale)
         if compile:
             self.audio_encoder.compile()  # in place: checkpoint keys stay unchanged
-        # Set by the training script (datamodule.similarity_lookup): (local song indices, global
-        # song indices), on the CPU -> [n, N] similarity, or None where the dataset has none.
-        self.similarity_fn: Callable[[Tensor, Tensor], Tensor | None] | None = None
+        # The similarity table, resolved in setup() from the datamodule's dataset (None = lyrics).
+        self.song_similarity: SongSimilarity | None = None
         self._similarity_source: str | None = None
         self._val_outputs: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
@@ -225,62 +224,63 @@ class SimSongModule(L.LightningModule):
             return x
         return self.all_gather(x, sync_grads=with_grad).flatten(0, 1)
 
+    def setup(self, stage: str) -> None:
+        """Resolve the configured WNS similarity from the datamodule's dataset (once per process)."""
+        if self.hparams.loss != "wns" or self.hparams.similarity == "lyrics":
+            return
+        dataset = getattr(self.trainer.datamodule, "dataset", None) if self._trainer is not None else None
+        if dataset is None:
+            raise ValueError(
+                f"SimSongModule: similarity='{self.hparams.similarity}' needs a datamodule with a dataset; "
+                "use model.similarity=lyrics to train on bare dataloaders"
+            )
+        self.song_similarity = song_similarity(dataset, self.hparams.similarity, self.hparams.similarity_top_k)
+
     def _note_similarity_source(self, source: str) -> None:
         if source != self._similarity_source and self.global_rank == 0:
             log.info("SimSongModule: wns negative weights from %s", source)
         self._similarity_source = source
 
-    def _batch_similarity(
-        self, song_index: Tensor, lyric_features: Tensor, gather: bool, offset: int
-    ) -> Tensor:
+    def _batch_similarity(self, song_index: Tensor, global_index: Tensor, lyric_features: Tensor, gather: bool) -> Tensor:
         """Similarity of the local songs (rows) to every song of the global batch (columns).
 
         Only the local block is looked up: `[n, N]`, not `[N, N]`, so the cost per rank grows
         linearly with the number of ranks (see benchmarks/scale_sim.py).
         """
-        global_index = self._gather(song_index, with_grad=False) if gather else song_index
-        n, num_keys = song_index.shape[0], global_index.shape[0]
-        similarity = self.similarity_fn(song_index.cpu(), global_index.cpu()) if self.similarity_fn else None
-        if similarity is not None:
-            if similarity.shape != (n, num_keys):
-                raise ValueError(
-                    f"SimSongModule: similarity_fn returned shape {tuple(similarity.shape)}, "
-                    f"expected {(n, num_keys)} (local songs × global batch)"
-                )
-            self._note_similarity_source("similarity_fn (external song similarity)")
-            return similarity.to(lyric_features.device, torch.float32)
-        self._note_similarity_source("lyric-embedding cosine (no external similarity)")
+        if self.song_similarity is not None:
+            self._note_similarity_source(self.song_similarity.source)
+            return self.song_similarity.lookup(song_index, global_index).to(lyric_features.device)
+        self._note_similarity_source("lyric-embedding cosine (model.similarity=lyrics)")
         keys = self._gather(lyric_features, with_grad=False) if gather else lyric_features
         return (F.normalize(lyric_features.float(), dim=-1) @ F.normalize(keys.float(), dim=-1).T).detach()
-
-    def _contrastive(self, query: Tensor, key: Tensor, similarity: Tensor | None, offset: int) -> Tensor:
-        hp = self.hparams
-        if hp.loss == "ns":
-            return info_nce(query, key, self.temperature, offset)
-        return soft_info_nce(
-            query, key, similarity, self.temperature, hp.alpha, hp.beta,
-            hp.weight_temperature, hp.min_weight, offset,
-        )
 
     def _losses(self, embeddings: tuple[Tensor, ...], song_index: Tensor, gather: bool) -> dict[str, Tensor]:
         """a2a: a->a' and a'->a. a2l: both segments against their lyrics, both directions.
 
         With ``gather`` the local rows are queries against all ranks' keys (positives at
-        ``global_rank * B + i``); every rank must hold the same B.
+        ``global_rank * B + i``); every rank must hold the same B. Keys holding the query's own
+        song (drawn twice into the batch) are left out of its denominator in both losses.
         """
         a1, a2, lyrics, lyric_features = embeddings
         offset = self.global_rank * a1.shape[0] if gather and self._world_size() > 1 else 0
-        keys = [self._gather(x) if gather else x for x in (a1, a2, lyrics)]
-        a1_all, a2_all, lyrics_all = keys
-        similarity = None
+        a1_all, a2_all, lyrics_all = [self._gather(x) if gather else x for x in (a1, a2, lyrics)]
+        global_index = self._gather(song_index, with_grad=False) if gather else song_index
+        same_song = song_index[:, None] == global_index[None, :]
+        out: dict[str, Tensor] = {"repeats": (global_index.numel() - global_index.unique().numel()) * torch.ones(())}
         if self.hparams.loss == "wns":
-            similarity = self._batch_similarity(song_index, lyric_features, gather, offset)
-        loss = partial(self._contrastive, similarity=similarity, offset=offset)
+            hp = self.hparams
+            similarity = self._batch_similarity(song_index, global_index, lyric_features, gather)
+            weights = negative_weights(similarity, hp.alpha, hp.weight_temperature, hp.min_weight, offset, same_song)
+            negative = negatives_mask(*weights.shape, offset, same_song)
+            out["weights"] = weight_summary(weights, similarity, negative, hp.min_weight)
+            loss = partial(weighted_info_nce, weights=weights, temperature=self.temperature, offset=offset)
+        else:
+            loss = partial(info_nce, temperature=self.temperature, offset=offset, same_song=same_song)
         loss_a2a = (loss(a1, a2_all) + loss(a2, a1_all)) / 2
         a2l_pairs = [(a1, lyrics_all), (lyrics, a1_all), (a2, lyrics_all), (lyrics, a2_all)]
         loss_a2l = sum(loss(query, key) for query, key in a2l_pairs) / 4
         total = self.hparams.a2a_weight * loss_a2a + self.hparams.a2l_weight * loss_a2l
-        return {"loss": total, "loss_a2a": loss_a2a, "loss_a2l": loss_a2l}
+        return {**out, "loss": total, "loss_a2a": loss_a2a, "loss_a2l": loss_a2l}
 
     def _shared_step(self, batch: dict[str, Any], stage: str) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
         """Training gathers keys across ranks; validation scores each local batch alone,
@@ -299,6 +299,10 @@ class SimSongModule(L.LightningModule):
              "train/temperature": self.temperature},
             batch_size=size,
         )
+        # Songs drawn more than once into the global batch: per step, and summed per epoch.
+        self.log("train/repeats", losses["repeats"], on_step=True, on_epoch=True, reduce_fx="sum", batch_size=size)
+        weights = {f"train/wns_weight/{k}": v for k, v in losses.get("weights", {}).items()}
+        self.log_dict(weights, batch_size=size)
         return losses["loss"]
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -365,6 +369,5 @@ class SimSongModule(L.LightningModule):
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
             raise ValueError("SimSongModule: set trainer.max_steps (the cosine schedule needs a length)")
-        schedule = partial(warmup_cosine, warmup_steps=hp.warmup_steps, total_steps=int(total))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, hp.warmup_steps, int(total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

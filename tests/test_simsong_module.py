@@ -16,7 +16,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from lightning_modules.simsong import SimSongModule, first_occurrences, retrieval_metrics, warmup_cosine
+import scipy.sparse as sp
+
+from lightning_modules.simsong import SimSongModule, first_occurrences, retrieval_metrics
+from songdata.similarity import SongSimilarity
 from tests.test_encoders import make_tiny_bert
 
 SAMPLE_RATE = 16000
@@ -60,11 +63,10 @@ def tiny_trainer(**overrides: Any) -> L.Trainer:
     return L.Trainer(**{**settings, **overrides})
 
 
-def similarity_lookup(n_songs: int, seed: int = 1):
-    """A fixed symmetric catalog similarity, indexed like MusicDataModule.similarity_lookup."""
+def random_similarity(n_songs: int, seed: int = 1) -> SongSimilarity:
+    """A fixed symmetric catalog similarity in [0, 1], as `SimSongModule.setup` resolves one."""
     matrix = torch.rand(n_songs, n_songs, generator=torch.Generator().manual_seed(seed))
-    matrix = (matrix + matrix.T) / 2
-    return lambda rows, cols: matrix[rows][:, cols]
+    return SongSimilarity(sp.csr_matrix(((matrix + matrix.T) / 2).numpy()), "test table")
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,8 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("loss", ["ns", "wns"])
 def test_trains_and_reports_metrics(tiny_bert: Path, loss: str) -> None:
     L.seed_everything(0)
-    module = tiny_module(tiny_bert, loss=loss, learnable_temperature=True, lyrics_trainable_layers=1)
-    module.similarity_fn = similarity_lookup(12) if loss == "wns" else None
+    module = tiny_module(tiny_bert, loss=loss, learnable_temperature=True, lyrics_trainable_layers=1,
+                         similarity="lyrics")
     with torch.no_grad():
         module.logit_scale.fill_(10.0)  # beyond log(100): must be clamped back after a step
     before = module.audio_head[0].weight.detach().clone()
@@ -86,6 +88,11 @@ def test_trains_and_reports_metrics(tiny_bert: Path, loss: str) -> None:
     metrics = trainer.callback_metrics
     for key in ["train/loss", "train/loss_a2a", "train/loss_a2l", "train/temperature", "val/loss"]:
         assert torch.isfinite(metrics[key]), key
+    assert metrics["train/repeats"] == 0
+    if loss == "wns":  # what the weights did is logged every step
+        for key in ["mean", "min", "p10", "at_floor", "top_decile"]:
+            assert torch.isfinite(metrics[f"train/wns_weight/{key}"]), key
+        assert metrics["train/wns_weight/mean"] == pytest.approx(1.0, abs=0.05)
     for head in ["a2l", "l2a", "a2a"]:
         for k in [1, 5, 10]:
             assert 0.0 <= metrics[f"val/{head}_R@{k}"] <= 1.0
@@ -97,21 +104,41 @@ def test_trains_and_reports_metrics(tiny_bert: Path, loss: str) -> None:
 
 def test_wns_similarity_source_and_fallback(tiny_bert: Path, caplog: pytest.LogCaptureFixture) -> None:
     L.seed_everything(0)
-    module = tiny_module(tiny_bert, loss="wns")
+    module = tiny_module(tiny_bert, loss="wns", similarity="lyrics")
     batch = next(iter(DataLoader(SyntheticSongs(6), batch_size=6)))
     embeddings = module._encode(batch["audio"], batch["lyrics"])
-    asked: list[torch.Tensor] = []
-    module.similarity_fn = lambda rows, cols: asked.append((rows, cols)) or None
     with caplog.at_level(logging.INFO, logger="lightning_modules.simsong"):
-        fallback = module._losses(embeddings, batch["song_index"], gather=True)["loss"]
-        module.similarity_fn = similarity_lookup(6)
-        external = module._losses(embeddings, batch["song_index"], gather=True)["loss"]
-    assert torch.equal(asked[0][0], torch.arange(6)) and torch.equal(asked[0][1], torch.arange(6))
-    assert "lyric-embedding cosine" in caplog.text and "similarity_fn" in caplog.text
-    assert not torch.isclose(fallback, external)
-    module.similarity_fn = lambda rows, cols: torch.zeros(3, 3)
-    with pytest.raises(ValueError, match="similarity_fn returned shape"):
-        module._losses(embeddings, batch["song_index"], gather=True)
+        fallback = module._losses(embeddings, batch["song_index"], gather=True)
+        module.song_similarity = random_similarity(6)
+        external = module._losses(embeddings, batch["song_index"], gather=True)
+    assert "lyric-embedding cosine" in caplog.text and "test table" in caplog.text
+    assert not torch.isclose(fallback["loss"], external["loss"])
+    # The most similar decile of negatives weighs less than the average negative.
+    assert external["weights"]["top_decile"] < external["weights"]["mean"]
+    module.song_similarity = None
+    with pytest.raises(ValueError, match="needs a datamodule with a dataset"):
+        tiny_module(tiny_bert, loss="wns", similarity="co_listening").setup("fit")
+
+
+def test_repeated_song_in_a_batch_is_counted_and_not_its_own_negative(tiny_bert: Path) -> None:
+    L.seed_everything(0)
+    module = tiny_module(tiny_bert, loss="ns")
+    songs = SyntheticSongs(4)
+    batch = next(iter(DataLoader(Subset(songs, [0, 1, 0, 2]), batch_size=4)))
+    embeddings = module._encode(batch["audio"], batch["lyrics"])
+    losses = module._losses(embeddings, batch["song_index"], gather=True)
+    assert losses["repeats"] == 1
+    # Rows 0 and 2 hold the same song: each is its own positive, never the other's negative.
+    a1, a2, lyrics, _ = embeddings
+    other_copy = torch.zeros(4, 4, dtype=torch.bool)
+    other_copy[0, 2] = other_copy[2, 0] = True
+
+    def masked(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        logits = (query @ key.T / module.temperature).masked_fill(other_copy, float("-inf"))
+        return torch.nn.functional.cross_entropy(logits, torch.arange(4))
+
+    pairs = [(a1, lyrics), (lyrics, a1), (a2, lyrics), (lyrics, a2)]
+    assert torch.allclose(losses["loss_a2l"], sum(masked(q, k) for q, k in pairs) / 4)
 
 
 def test_checkpoint_rebuilds_identical_embeddings(tiny_bert: Path, tmp_path: Path) -> None:
@@ -150,7 +177,13 @@ def test_optimizer_groups_and_schedule(tiny_bert: Path) -> None:
     assert any(p is module.logit_scale for p in no_decay["params"])
     assert all(p.ndim >= 2 for p in decay["params"])
     assert not any(p.requires_grad for p in module.lyrics_encoder.parameters())  # frozen default
-    assert [warmup_cosine(s, 10, 110) for s in (0, 9, 10, 60, 110)] == pytest.approx([0.1, 1, 1, 0.5, 0])
+    scheduler = config["lr_scheduler"]["scheduler"]
+    multipliers = []
+    for _ in range(111):
+        multipliers.append(scheduler.get_last_lr()[0] / 1e-3)
+        config["optimizer"].step()
+        scheduler.step()
+    assert [multipliers[s] for s in (0, 5, 10, 60, 110)] == pytest.approx([0, 0.5, 1, 0.5, 0], abs=1e-6)
 
 
 def test_every_argument_is_documented_for_the_cli() -> None:
@@ -194,8 +227,8 @@ def run_one_step(bert: Path, devices: int, rank: int = 0) -> dict[str, Any]:
     """One WNS training step on this rank's share of a fixed global batch."""
     torch.set_num_threads(1)
     L.seed_everything(0)
-    module = tiny_module(bert, loss="wns", learnable_temperature=True)
-    module.similarity_fn = similarity_lookup(GLOBAL_BATCH)
+    # Lyric-cosine similarity: its keys are gathered too, so the weights must match across ranks.
+    module = tiny_module(bert, loss="wns", learnable_temperature=True, similarity="lyrics")
     recorder = _RecordStep()
     gather = module._gather
 
