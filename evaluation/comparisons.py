@@ -20,11 +20,13 @@ A row of the result::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 DEFAULT_METRICS = ("ndcg@10", "recall@10")
 MAX_BLOCK_ELEMENTS = 1 << 22
@@ -214,3 +216,28 @@ def forest_plot(rows: Sequence[dict], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def per_user_table(results: Sequence) -> pd.DataFrame:
+    """One row per model, slice and user with every per-user metric of a run's `SliceResult`s."""
+    frames = [
+        pd.DataFrame({"model": r.model, "slice": r.slice, "user": np.asarray(r.user_indices), **r.per_user})
+        for r in results
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", "slice", "user"])
+
+
+def write_single_run_comparisons(results: Sequence, pairs: Sequence[Pair], out: Path, seed: int) -> list[Path]:
+    """per_user.parquet always; with ``pairs``, comparisons.json, a section of leaderboard.md and comparisons.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    per_user_table(results).to_parquet(out / "per_user.parquet", index=False)
+    files = [out / "per_user.parquet"]
+    if not pairs:
+        return files
+    evaluations = {(r.model, r.slice): [r] for r in results}
+    rows = compare_pairs(evaluations, pairs, seed=seed)
+    (out / "comparisons.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+    with open(out / "leaderboard.md", "a") as markdown:
+        markdown.write("\n## Paired comparisons (A − B per user; one run: the CI covers users, not seeds)\n\n")
+        markdown.write(comparisons_markdown(rows))
+    return files + [out / "comparisons.json", forest_plot(rows, out / "comparisons.png")]

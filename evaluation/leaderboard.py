@@ -46,6 +46,7 @@ from songdata.interactions import InteractionData
 from datamodules.music import resolve_data_root
 from songdata.shards import SHARDS_DIR
 from evaluation import plots
+from evaluation.comparisons import Pair, write_single_run_comparisons
 from evaluation.evaluator import evaluate_scorer
 from evaluation.generative_stage import TASTE_METRICS, GenerativeConfig, add_taste_metrics, run_generative_stage
 from evaluation.metrics import METRIC_NAMES, metric_keys
@@ -128,6 +129,9 @@ class Leaderboard:
         wandb_project: W&B project.
         show_progress: Progress bars while embedding and evaluating.
         generative: Taste scores of generated songs beside every model's top-k (`evaluation.generative_stage`).
+        comparisons: Named pairs `{a, b, slice}` compared per user (one seed: the CI covers users only);
+            written to comparisons.json, leaderboard.md and comparisons.png. Per-user metrics of every
+            row always go to per_user.parquet (`study.py` compares over seeds from them).
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class Leaderboard:
         wandb_project: str = "simsong",
         show_progress: bool = True,
         generative: GenerativeConfig = GenerativeConfig(),
+        comparisons: list[Pair] = [],
     ) -> None:
         self.baselines = list(baselines)
         self.run_dirs = [Path(d) for d in run_dirs]
@@ -159,6 +164,7 @@ class Leaderboard:
         self.embedding_map, self.use_wandb, self.wandb_project = embedding_map, wandb, wandb_project
         self.show_progress = show_progress
         self.generative = generative
+        self.comparisons = list(comparisons)
         self._check_settings()
 
     def _check_settings(self) -> None:
@@ -195,8 +201,9 @@ class Leaderboard:
         discovered = checkpoints is None
         checkpoints = find_checkpoints(self.run_dirs) if discovered else [Path(c) for c in checkpoints]
         fitted = self.fit(data, checkpoints, discovered)
+        results: list = []
         rows, eval_seconds = evaluate_models(
-            fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress, self.split
+            fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress, self.split, results
         )
         stage = None
         has_audio = (root / "shards" / "index.json").exists()
@@ -212,6 +219,7 @@ class Leaderboard:
         split = {"test": "test", "val": "validation"}[self.split]
         title = f"Leaderboard: {root.resolve().name} ({split} split, sorted by {self.primary_metric})"
         report = write_reports(rows, out, self.primary_metric, self.report_metrics, title)
+        report.files += write_single_run_comparisons(results, self.comparisons, out, self.seed)
         notes = fitted.notes + [f"{name} skipped: {why}" for name, why in fitted.skipped.items()]
         report.files += self.plots(rows, fitted, data, out, notes)
         wandb_dir = self.log_to_wandb(report, root, stage.table if stage else None) if self.use_wandb else None
@@ -335,7 +343,7 @@ class Leaderboard:
             "baselines": [f"{type(b).__module__}.{type(b).__name__} ({b.name})" for b in self.baselines],
             "fuse": self.fuse, "hybrid": asdict(self.hybrid), "ks": self.ks, "primary_metric": self.primary_metric,
             "report_metrics": self.report_metrics, "split": self.split, "n_bootstrap": self.n_bootstrap,
-            "seed": self.seed,
+            "seed": self.seed, "comparisons": [asdict(p) for p in self.comparisons],
             "device": self.device, "run_dirs": [str(d) for d in self.run_dirs],
             "generative": asdict(self.generative),
         }
@@ -435,9 +443,10 @@ def _timed_fit(model: Recommender, data: InteractionData, seconds: dict[str, flo
 # ---- stage 2: evaluate --------------------------------------------------------------------
 def evaluate_models(
     models: dict[str, Recommender], data: InteractionData, ks: Sequence[int], n_bootstrap: int, seed: int,
-    show_progress: bool = True, split: Literal["val", "test"] = "test",
+    show_progress: bool = True, split: Literal["val", "test"] = "test", results: list | None = None,
 ) -> tuple[list[dict], dict[str, float]]:
-    """One row per model and slice on the split, and each model's evaluation seconds."""
+    """One row per model and slice on the split, and each model's evaluation seconds; every
+    `SliceResult` (with its per-user metrics, for paired comparisons) is appended to `results`."""
     rows, seconds = [], {}
     for name, model in models.items():
         clock = time.perf_counter()
@@ -451,6 +460,8 @@ def evaluate_models(
                     model.score, data, split, slice_name, ks, n_bootstrap=n_bootstrap, seed=seed,
                     model=name, show_progress=show_progress,
                 )
+                if results is not None and result.n_users:
+                    results.append(result)
                 rows.append(result_row(result) if result.n_users else
                             note_row(name, slice_name, f"no {split} user has a {slice_name} song"))
         seconds[name] = time.perf_counter() - clock

@@ -48,9 +48,11 @@ def test_end_to_end_with_a_content_checkpoint(world: dict[str, Path]) -> None:
     report = evaluate.main([
         "--config", "eval.yaml", "--data.root", str(world["root"]), "--out", str(out),
         "--run_dirs", f"[{world['run_dir']}]", *FAST,
+        "--comparisons", "[{a: simsong-wns, b: als, slice: warm}]",
     ])
     expected = ["leaderboard.json", "leaderboard.csv", "leaderboard.md", "run.json",
-                "recall_at_k.png", "metrics_ci.png", "embedding_map.png"]
+                "recall_at_k.png", "metrics_ci.png", "embedding_map.png", "per_user.parquet",
+                "comparisons.json", "comparisons.png"]
     assert all((out / name).stat().st_size > 0 for name in expected)
     rows = rows_by_key(out)
     for model in ["simsong-wns", "als+simsong-wns"]:
@@ -64,6 +66,11 @@ def test_end_to_end_with_a_content_checkpoint(world: dict[str, Path]) -> None:
     assert run["checkpoints"] == {"simsong-wns": str(world["run_dir"] / "checkpoints" / "last.ckpt")}
     assert Path(run["wandb"]).is_relative_to(out.resolve()) and list(Path(run["wandb"]).glob("*.wandb"))
     assert report.markdown.startswith("# Leaderboard: tiny")
+    (ndcg, recall) = json.loads((out / "comparisons.json").read_text())  # the named pair, per user
+    assert (ndcg["a"], ndcg["b"], ndcg["metric"], recall["metric"]) == ("simsong-wns", "als", "ndcg@10", "recall@10")
+    assert ndcg["diff"] == pytest.approx(rows["simsong-wns", "warm"]["metrics"]["ndcg@10"]
+                                         - rows["als", "warm"]["metrics"]["ndcg@10"], abs=1e-6)
+    assert "| simsong-wns | als | warm | ndcg@10 |" in (out / "leaderboard.md").read_text()
 
 
 def test_interaction_only_dataset_runs_with_baselines_alone(world: dict[str, Path]) -> None:
