@@ -201,7 +201,7 @@ def weight_summary(weights: Tensor, similarity: Tensor, negative: Tensor, min_we
     }
     edges = (float("-inf"), *SIMILARITY_BIN_EDGES, float("inf"))
     for low, high in zip(edges[:-1], edges[1:]):
-        name = "sim<=0" if low == float("-inf") else f"sim({low:g},{min(high, 1.0):g}]"
+        name = "sim<=0" if low == float("-inf") else f"sim{low:g}-{min(high, 1.0):g}"
         members = (s > low) & (s <= high)
         summary[f"bin/{name}"] = w[members].mean() if members.any() else torch.tensor(float("nan"))
     return summary
