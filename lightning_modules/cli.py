@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
-from lightning_modules.loggers import ResumableCSVLogger
+from lightning_modules.loggers import MetricsRowsAtCheckpoint, ResumableCSVLogger
 
 
 def default_wandb_offline() -> None:
@@ -27,6 +27,22 @@ def sweep_run_id() -> str | None:
     return (os.environ.get("WANDB_RUN_ID") or None) if os.environ.get("WANDB_SWEEP_ID") else None
 
 
+def wandb_run_id(run_dir: Path, resuming: bool) -> str:
+    """The sweep's run id; else, when resuming, the id the run folder's W&B run had; else a new one.
+
+    The id is kept in `<run_dir>/wandb_run_id`, so `--ckpt_path last` continues the W&B run it resumes.
+    """
+    import wandb
+
+    saved = run_dir / "wandb_run_id"
+    previous = saved.read_text().strip() if resuming and saved.is_file() else None
+    run_id = sweep_run_id() or previous or wandb.util.generate_id()
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_text(run_id + "\n")
+    os.replace(tmp, saved)
+    return run_id
+
+
 def per_sweep_run(name: str) -> str:
     """`name-<run id>` under a sweep agent, so that the runs of one sweep never share a folder; else `name`."""
     run_id = sweep_run_id()
@@ -37,8 +53,8 @@ class SimSongCLI(LightningCLI):
     """Adds the run name, `--ckpt_path`, and the run folder layout `<default_root_dir>/<run_name>/`.
 
     Inside a run folder: `checkpoints/` (`last.ckpt` and the best by `monitor`, each written whole
-    or not at all: `AtomicCheckpointIO`), `csv/` metrics (kept across resumes),
-    the W&B run (offline unless configured) and `config.yaml`. Under a W&B sweep agent the run name
+    or not at all: `AtomicCheckpointIO`), `csv/` metrics (kept across resumes, no row twice),
+    the W&B run (offline unless configured; a resume continues it: `wandb_run_id`) and `config.yaml`. Under a W&B sweep agent the run name
     becomes `<run_name>-<W&B run id>` and the W&B logger joins that run, so each sweep run has its
     own folder, and a run the agent resumes (same id) finds its own `--ckpt_path last`.
     """
@@ -62,14 +78,19 @@ class SimSongCLI(LightningCLI):
         run_dir = self.run_dir()
         run_dir.mkdir(parents=True, exist_ok=True)
         config = self._get(self.config_init, "trainer", default={})
+        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         if config.get("logger") in (None, True):
             default_wandb_offline()
+            csv_logger = ResumableCSVLogger(run_dir, name="csv", version="")
+            run_id = wandb_run_id(run_dir, resuming=self.config.ckpt_path is not None)
             kwargs["logger"] = [
-                ResumableCSVLogger(run_dir, name="csv", version=""),
+                csv_logger,
                 WandbLogger(
-                    name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir, id=sweep_run_id()
+                    name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir, id=run_id,
+                    resume="allow",
                 ),
             ]
+            extra.append(MetricsRowsAtCheckpoint(csv_logger))
         best = ModelCheckpoint(
             dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}", monitor=self.config.monitor, mode="max"
         )
@@ -77,7 +98,6 @@ class SimSongCLI(LightningCLI):
         last = ModelCheckpoint(
             dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1, enable_version_counter=False
         )
-        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         callbacks = list(config.get("callbacks") or []) + extra + [best, last]
         if kwargs.get("logger", config.get("logger")) not in (False, None, []):
             callbacks.append(LearningRateMonitor("step"))
