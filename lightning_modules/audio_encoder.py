@@ -51,7 +51,7 @@ class ShortChunkResNet(nn.Module):
     def __init__(
         self,
         sample_rate: int = 16000,
-        n_mels: int = 128,
+        n_mels: int = 96,
         n_fft: int = 512,
         hop_length: int = 160,
         channels: int = 64,
@@ -158,7 +158,7 @@ class AudioEncoder(nn.Module):
     def __init__(
         self,
         sample_rate: int = 16000,
-        n_mels: int = 128,
+        n_mels: int = 96,
         n_fft: int = 512,
         hop_length: int = 160,
         channels: int = 64,

@@ -300,3 +300,20 @@ def test_ddp_matches_single_process_on_global_batch(tiny_bert: Path, tmp_path: P
     assert len(single["val"]) == 8
     for rec in ranks:  # retrieval over the 8 gathered validation songs, as in one process
         assert rec["val"] == pytest.approx(single["val"], abs=1e-6)
+
+
+def test_default_front_end_has_no_empty_mel_band() -> None:
+    """Every mel filter of the shipped front end holds an FFT bin (torchaudio warns of, and the CNN would
+    get, an input row that is always zero otherwise)."""
+    import inspect
+    import warnings
+
+    import torchaudio
+
+    defaults = {k: p.default for k, p in inspect.signature(SimSongModule.__init__).parameters.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fb = torchaudio.functional.melscale_fbanks(
+            defaults["n_fft"] // 2 + 1, 0.0, defaults["sample_rate"] / 2, defaults["n_mels"], defaults["sample_rate"]
+        )
+    assert (fb.sum(dim=0) > 0).all()
