@@ -299,7 +299,8 @@ class SimSongModule(L.LightningModule):
              "train/temperature": self.temperature},
             batch_size=size,
         )
-        # Songs drawn more than once into the global batch: per step, and summed per epoch.
+        # Songs drawn more than once into the global batch: per step, and summed per epoch. Every rank
+        # counts the same gathered batch, so no sync_dist (a summing sync would count it world_size times).
         self.log("train/repeats", losses["repeats"], on_step=True, on_epoch=True, reduce_fx="sum", batch_size=size)
         weights = {f"train/wns_weight/{k}": v for k, v in losses.get("weights", {}).items()}
         self.log_dict(weights, batch_size=size)
