@@ -1,32 +1,20 @@
-"""Lyrics from a user's history alone: a word n-gram model of the history's lines, and n-gram overlap.
+"""Lyrics from a user's history alone: a word n-gram model of the history's lines.
 
 Dataset-agnostic: it sees only lyric text (no styles, no tags). `LyricNgram` counts word n-grams
 per line (play-weighted), then writes lines by sampling each next word from the longest context
-it has seen, backing off to shorter ones. `ngram_overlap` measures how much of a candidate's
-lyrics repeats a reference song's word n-grams (the novelty check's lyric side).
+it has seen, backing off to shorter ones.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
+from taste.novelty import lyric_lines
+
 START, END = "<s>", "</s>"
-SECTION = re.compile(r"^\s*\[[^\]]*\]\s*$")  # "[Verse]", "[Chorus]": structure, not words
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words (apostrophes kept inside words) of one line or text."""
-    return [w.strip("'") for w in re.findall(r"[a-z0-9']+", text.lower()) if w.strip("'")]
-
-
-def lyric_lines(lyrics: str) -> list[list[str]]:
-    """The word lists of a lyric's sung lines (section markers and empty lines left out)."""
-    lines = [words(line) for line in lyrics.splitlines() if not SECTION.match(line)]
-    return [line for line in lines if line]
 
 
 class LyricNgram:
@@ -91,19 +79,3 @@ class LyricNgram:
             if text := self.line(rng):
                 out.append(text)
         return out
-
-
-def ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
-
-
-def ngram_overlap(candidate: str, reference: str, n: int = 3) -> float | None:
-    """Share of the candidate's distinct word n-grams (within lines) that also occur in `reference`.
-
-    1.0 = every phrase of the candidate is in the reference (a copy); None when the candidate has no n-gram.
-    """
-    mine = set().union(*(ngrams(line, n) for line in lyric_lines(candidate))) if candidate else set()
-    if not mine:
-        return None
-    theirs = set().union(*(ngrams(line, n) for line in lyric_lines(reference))) if reference else set()
-    return len(mine & theirs) / len(mine)

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from generative.lyric_ngram import LyricNgram, words
+from generative.lyric_ngram import LyricNgram
+from taste.novelty import words
 
 log = logging.getLogger(__name__)
 

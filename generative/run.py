@@ -271,7 +271,7 @@ def generate_for_users(data, user_indices, config: GenerateConfig, out: str | Pa
     """
     out = Path(out)
     with Manifest(out) as manifest:
-        generator = build_generator(config.generator, out / AUDIO_DIR, seed=config.seed)
+        generator = build_generator(config.generator, out / AUDIO_DIR, seed=config.seed, data=data)
         fixed = generator.fixed_users()
         users = _usable_users(data, user_indices, fixed)
         manifest.append({
@@ -283,6 +283,8 @@ def generate_for_users(data, user_indices, config: GenerateConfig, out: str | Pa
         # An import hands over all of a user's songs at once: one request per user.
         plan = plan_requests(users, states, config, slots=1 if fixed is not None else config.songs_per_user)
         stopped = _check_credits(generator, config.generator, sum(r.action == "submit" for r in plan))
+        if not stopped:
+            generator.prepare(sorted({r.user_id for r in plan if r.action == "submit"}))
         prompt_for = PromptSource(data, config)
         counts: Counter = Counter()
         for planned in tqdm(plan, desc="generate", unit="request"):

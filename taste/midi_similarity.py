@@ -172,6 +172,11 @@ class MidiSimilarity(TasteScorer):
         blocks = {**features, "scalars": z}
         return np.concatenate([self.weights[b] * _unit(blocks[b]) for b in BLOCKS])
 
+    def song_vector(self, song: TasteSong) -> np.ndarray | None:
+        """A song's feature vector, or None without usable audio or notes."""
+        features, _ = self._analyse(song)
+        return self.vector(features) if features is not None else None
+
     def _vectors(self, songs: Sequence[TasteSong], desc: str) -> list[tuple[np.ndarray | None, str | None]]:
         """(vector, None) per song, or (None, why not)."""
         out = []

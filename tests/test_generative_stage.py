@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 from lightning.pytorch.loggers import CSVLogger
@@ -18,7 +19,9 @@ from recommenders import ALSRecommender, PopularityRecommender
 from tests.chat_server import ChatServer, Reply
 from tests.conftest import wandb_records, write_tiny_dataset
 
-STAGE = dict(enabled=True, num_users=3, reference_songs=6, generate_args=["--generator.seconds", "2"])
+STAGE = dict(enabled=True, num_users=3, k=2, backends=["oracle", "random"], reference_songs=6,
+             generate_args=["--generator.seconds", "2"])
+ROWS = {"heldout", "history", "random-songs", "popularity", "als", "generated-oracle", "generated-random"}
 
 
 def leaderboard(wandb: bool = False, **generative) -> Leaderboard:
@@ -55,7 +58,10 @@ def test_rows_gain_taste_scores_with_cis_and_generators_get_rows(two_runs: dict)
     assert "midi_similarity" not in rows["als", "cold"]["metrics"]  # a note row stays as it was
     meta = two_runs["meta"][0]
     assert meta["judge"]["kind"] == "embedding, not LLM"
-    assert set(meta["failures"]) == {"popularity", "als", "generated-oracle"}  # counted per model and metric
+    assert set(meta["failures"]) == ROWS  # counted per row and metric
+    for name in ["heldout", "history", "random-songs"]:
+        assert rows[name, "reference"]["n_users"] == 3 and "midi_similarity" in rows[name, "reference"]["ci95"]
+    assert rows["generated-random", "generated"]["metrics"]["near_copy_rate"] == 0.0
     assert "lyric_relevance" in (two_runs["out"] / "leaderboard.csv").read_text().splitlines()[0]
 
 
@@ -92,7 +98,7 @@ def test_wandb_table_plays_generated_songs_beside_the_recommendations(two_runs: 
     rows = [dict(zip(table["columns"], row)) for row in table["data"]]
     generated = [r for r in rows if r["source"] == "generated-oracle"]
     recommended = [r for r in rows if r["source"] in ("popularity", "als")]
-    assert len(generated) == 6 and len(recommended) == 3 * 2 * 5  # 3 users: 2 songs each; top-5 of 2 models
+    assert len(generated) == 6 and len(recommended) == 3 * 2 * 2  # 3 users: 2 songs each; top-2 of 2 models
     for row in generated:  # a player: the wav itself travels with the table
         assert row["audio"]["_type"] == "audio-file" and files[row["audio"]["path"]].stat().st_size > 1000
         assert row["lyrics"] and -1 <= row["midi_similarity"] <= 1 and 0 <= row["lyric_relevance"] <= 1
@@ -172,3 +178,31 @@ def test_callback_logs_taste_scalars_beside_generated_songs(two_runs: dict, tmp_
     for name in ["simsong", "generated-oracle"]:
         for key in ["midi_similarity", "lyric_relevance"]:
             assert metrics[f"gen/{name}/{key}"].dropna().between(-1, 1).all() and len(metrics[f"gen/{name}/{key}"].dropna()) == 1
+
+
+def test_validity_auc_is_recomputed_from_the_stored_per_song_scores(two_runs: dict) -> None:
+    """The report's validity AUC follows from taste_scores.csv alone: heldout vs random-songs per user, averaged."""
+    scores = pd.read_csv(two_runs["out"] / "taste_scores.csv")
+    validity = two_runs["meta"][0]["validity"]
+    for metric in ["midi_similarity", "lyric_relevance"]:
+        aucs = []
+        for _, songs in scores.groupby("user_id"):
+            pos = songs.loc[songs["source"] == "heldout", metric].dropna().to_numpy()
+            neg = songs.loc[songs["source"] == "random-songs", metric].dropna().to_numpy()
+            if len(pos) and len(neg):
+                aucs.append(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg]))
+        assert validity[metric]["auc"] == pytest.approx(np.mean(aucs), abs=1e-6)
+        assert validity[metric]["n_users"] == len(aucs)
+        lo, hi = validity[metric]["ci95"]
+        marked = "not shown to measure taste on this dataset" in (two_runs["out"] / "taste.md").read_text()
+        assert marked == any(not validity[m]["shown"] for m in validity) and lo <= validity[metric]["auc"] <= hi
+
+
+def test_generators_are_compared_pairwise_with_the_best_recommender_and_heldout(two_runs: dict) -> None:
+    comparisons = two_runs["meta"][0]["comparisons"]
+    pairs = {(c["metric"], c["a"], c["b"]) for c in comparisons}
+    for metric in ["midi_similarity", "lyric_relevance"]:
+        for generator in ["generated-oracle", "generated-random"]:
+            assert (metric, generator, "heldout") in pairs
+            assert any(a == generator and b in ("popularity", "als") for m, a, b in pairs if m == metric)
+    assert all(c["n_users"] == 3 and c["ci95"][0] <= c["diff"] <= c["ci95"][1] for c in comparisons)

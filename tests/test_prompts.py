@@ -11,7 +11,7 @@ import pytest
 from prepare.demo import build_demo_world, get_style
 from songdata.interactions import InteractionData
 from generative import load_config
-from generative.lyric_ngram import words
+from taste.novelty import words
 from generative.prompts import (
     SUNO_V4_LIMITS,
     SUNO_V45_LIMITS,

@@ -20,6 +20,8 @@ from generative.generators.base import (
 )
 
 ORACLE_MODEL = "simsong-demo-oracle"
+HISTORY_MODEL = "simsong-history-markov"
+RANDOM_MODEL = "simsong-random"
 DEFAULT_SUNO_MODEL = "chirp-v4-5"
 
 
@@ -28,7 +30,8 @@ class GeneratorConfig:
     """Which generator makes the songs, and its settings (each backend reads its own).
 
     Args:
-        backend: `oracle` (demo-world simulator: knows the world's styles; an upper bound, demo
+        backend: `history` (offline: Markov/n-gram models of the user's history songs, any dataset with
+            audio), `random` (random notes and words: the floor), `oracle` (demo-world simulator: knows the world's styles; an upper bound, demo
             only), `suno` (a self-hosted
             gcui-art/suno-api server), `import` (songs made by hand, listed in a file), `musicgen`
             (transformers' MusicGen).
@@ -46,14 +49,15 @@ class GeneratorConfig:
         check_credits: Ask /api/get_limit for the credits left before the batch.
         credits_per_request: Credits one Suno request costs (for the pre-batch check).
         import_path: `import`: a CSV or JSONL file, or a folder holding songs.csv / songs.jsonl.
-        seconds: `oracle` and `musicgen`: length of each song.
-        clips_per_request: `oracle`: songs per request (Suno makes 2).
+        seconds: `history`, `random`, `oracle` and `musicgen`: length of each song.
+        clips_per_request: `history`, `random`, `oracle`: songs per request (Suno makes 2).
+        cache_dir: `history`: transcription cache of history songs; empty = `<run folder>/cache`.
         model_name_or_path: `musicgen`: a local folder or hub id of MusicGen weights.
         device: `musicgen`: torch device; empty = cuda when available, else cpu.
         guidance_scale: `musicgen`: classifier-free guidance.
     """
 
-    backend: Literal["oracle", "suno", "import", "musicgen"] = "oracle"
+    backend: Literal["oracle", "history", "random", "suno", "import", "musicgen"] = "oracle"
     model: str | None = None
     mode: Literal["custom", "description"] = "custom"
     base_url: str | None = None
@@ -72,12 +76,16 @@ class GeneratorConfig:
     model_name_or_path: str = "facebook/musicgen-small"
     device: str | None = None
     guidance_scale: float = 3.0
+    cache_dir: str | None = None
 
     def model_name(self) -> str:
         """The model a prompt is built for (it sets the prompt limits)."""
         if self.model:
             return self.model
-        defaults = {"suno": DEFAULT_SUNO_MODEL, "oracle": ORACLE_MODEL, "musicgen": self.model_name_or_path}
+        defaults = {
+            "suno": DEFAULT_SUNO_MODEL, "oracle": ORACLE_MODEL, "history": HISTORY_MODEL,
+            "random": RANDOM_MODEL, "musicgen": self.model_name_or_path,
+        }
         return defaults.get(self.backend, self.backend)
 
 
@@ -87,8 +95,17 @@ def _secret(value: SecretStr | str | None, env: str) -> str | None:
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
-def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0) -> Generator:
-    """The configured backend, writing its audio under `audio_dir`."""
+def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0, data=None) -> Generator:
+    """The configured backend, writing its audio under `audio_dir` (`history` reads `data`'s histories)."""
+    if config.backend == "history":
+        from generative.generators.history import HistoryGenerator
+
+        cache = Path(config.cache_dir) if config.cache_dir else Path(audio_dir).parent / "cache"
+        return HistoryGenerator(audio_dir, data, cache, config.seconds, config.clips_per_request, seed)
+    if config.backend == "random":
+        from generative.generators.random_songs import RandomGenerator
+
+        return RandomGenerator(audio_dir, seconds=config.seconds, clips_per_request=config.clips_per_request, seed=seed)
     if config.backend == "oracle":
         from generative.generators.oracle import OracleGenerator
 
@@ -120,7 +137,7 @@ def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0) -> 
             audio_dir, config.model_name_or_path, seconds=config.seconds, device=config.device,
             guidance_scale=config.guidance_scale, seed=seed,
         )
-    raise ValueError(f"generator.backend: unknown backend {config.backend!r}; expected oracle, suno, import or musicgen")
+    raise ValueError(f"generator.backend: unknown backend {config.backend!r}; expected history, random, oracle, suno, import or musicgen")
 
 
 __all__ = [

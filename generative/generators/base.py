@@ -75,6 +75,9 @@ class Generator(ABC):
     def generate(self, prompt: Prompt, user_id: str) -> list[GeneratedSong]:
         """The songs made for this prompt (a Suno call gives two)."""
 
+    def prepare(self, user_ids: list[str]) -> None:
+        """Get ready for requests of these users at once (e.g. read their history audio in one pass)."""
+
     def fixed_users(self) -> list[str] | None:
         """Users this backend has songs for regardless of the run's choice (imports); None = any user."""
         return None

@@ -1,0 +1,106 @@
+"""Both taste scorers and the catalog songs they need: one panel scores every row against one reference.
+
+Shared by the leaderboard's generative stage and the `GenerativeComparison` callback. A
+candidate is never part of its own reference: a candidate that is a reference song is scored
+against the other reference songs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from songdata.interactions import InteractionData
+from taste import EmbeddingLyricJudge, LLMLyricJudge, MidiSimilarity, OpenAIChatBackend, TasteScorer, TasteSong
+from taste.catalog_audio import HASHES_FILE, MIDI_CACHE, CatalogAudio
+
+TASTE_METRICS = ("midi_similarity", "lyric_relevance")
+
+
+@dataclass
+class JudgeConfig:
+    """The lyric judge.
+
+    Args:
+        backend: `embedding` (offline MiniLM cosine, kind "embedding, not LLM") or `openai` (an LLM
+            on any OpenAI-compatible server, rubric-graded: vLLM, Ollama, llama.cpp's server).
+        model: `openai`: the model name (required); `embedding`: a sentence encoder, empty = the shipped MiniLM.
+        base_url: `openai`: the server, e.g. http://localhost:8000/v1.
+        api_key_env: `openai`: environment variable holding the key (never written anywhere).
+    """
+
+    backend: Literal["embedding", "openai"] = "embedding"
+    model: str | None = None
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+
+
+def build_judge(config: JudgeConfig, cache_dir: Path) -> TasteScorer:
+    if config.backend == "embedding":
+        return EmbeddingLyricJudge(config.model, cache_dir=cache_dir)
+    if not config.model:
+        raise ValueError("generative.judge.model: the openai judge needs a model name, got none")
+    return LLMLyricJudge(OpenAIChatBackend(config.model, config.base_url, api_key_env=config.api_key_env))
+
+
+class TastePanel:
+    """A panel of both taste scorers (`TasteScorer`s) and the catalog songs they need, transcribed once."""
+
+    def __init__(
+        self, data: InteractionData, cache_dir: Path, judge: TasteScorer, reference_songs: int, seed: int,
+        show_progress: bool = False,
+    ) -> None:
+        self.data, self.cache_dir = data, Path(cache_dir)
+        self.midi = MidiSimilarity(self.cache_dir / MIDI_CACHE, show_progress=show_progress)
+        self.catalog = CatalogAudio(data, self.midi.transcriber, self.cache_dir / HASHES_FILE)
+        self.judge = judge
+        self.reference_songs, self.seed = reference_songs, seed
+
+    @property
+    def scorers(self) -> dict[str, TasteScorer]:
+        return {"midi_similarity": self.midi, "lyric_relevance": self.judge}
+
+    def prepare(self, indices: Sequence[int]) -> None:
+        """Make `indices` (and, before the first fit, MIDI similarity's reference sample) ready to score."""
+        stats = self.cache_dir / MIDI_CACHE / "reference_stats.json"
+        reference = []
+        if self.midi.scalar_mean is None and not stats.exists():
+            rng = np.random.default_rng(self.seed)
+            reference = rng.choice(self.data.n_songs, min(self.reference_songs, self.data.n_songs), replace=False)
+        self.catalog.ensure({int(i) for i in indices} | {int(i) for i in reference})
+        if self.midi.scalar_mean is None:
+            if stats.exists():
+                self.midi.load_reference(stats)
+            else:
+                self.midi.fit([self.catalog.song(i) for i in reference])
+
+    def song(self, index: int, weight: float = 1.0) -> TasteSong:
+        return self.catalog.song(index, weight)
+
+    def _songs(self, row) -> list[TasteSong]:
+        return [self.song(i, w) for i, w in zip(row.indices, row.data)]
+
+    def history(self, user: int) -> list[TasteSong]:
+        """The user's training songs, weighted by play count."""
+        return self._songs(self.data.train[user])
+
+    def heldout(self, user: int) -> list[TasteSong]:
+        """The user's held-out test songs (what they listened to next), weighted by play count."""
+        return self._songs(self.data.test[user])
+
+    def score(self, candidates: Sequence[TasteSong], reference: Sequence[TasteSong]) -> dict[str, list]:
+        """Per scorer, one `TasteResult` per candidate; a candidate that is in `reference` is left out of it."""
+        ids = {song.id for song in reference}
+        results: dict[str, list] = {name: [None] * len(candidates) for name in self.scorers}
+        outside = [i for i, song in enumerate(candidates) if song.id not in ids]
+        groups = [(outside, list(reference))] if outside else []
+        groups += [([i], [s for s in reference if s.id != candidates[i].id]) for i, c in enumerate(candidates) if c.id in ids]
+        for positions, songs in groups:
+            for name, scorer in self.scorers.items():
+                for position, result in zip(positions, scorer.score([candidates[i] for i in positions], songs)):
+                    results[name][position] = result
+        return results
