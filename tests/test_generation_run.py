@@ -26,7 +26,7 @@ SECRET_KEY = "key-SECRET-77ab0"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> tuple[Path, InteractionData]:
     root = tmp_path_factory.mktemp("generation") / "world"
-    build_demo_world(root, scale=0.1, song_seconds=1.0, workers=1)
+    build_demo_world(root, difficulty="easy", scale=0.1, song_seconds=1.0, workers=1)  # tags = the style
     return root, InteractionData.load(root)
 
 

@@ -30,7 +30,7 @@ PROMPTS = load_config().prompts  # the templates of configs/generate.yaml
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> tuple[InteractionData, pd.DataFrame]:
     root = tmp_path_factory.mktemp("prompts") / "world"
-    build_demo_world(root, scale=0.1, song_seconds=1.0, workers=1)
+    build_demo_world(root, difficulty="easy", scale=0.1, song_seconds=1.0, workers=1)  # tags = the style
     return InteractionData.load(root), pd.read_parquet(root / "song_features.parquet").set_index("song_id")
 
 
