@@ -169,7 +169,9 @@ def run_generative_stage(
     for backend, songs in generated.items():
         for user, user_songs in _generated_candidates(data, users, songs, config.k).items():
             candidates += _score(panel, user, f"generated-{backend}", user_songs, reference(user), novelty=True)
-    result = summarise_stage(candidates, list(models), config.backends, data.user_ids, panel.judge.kind, n_bootstrap, seed)
+    result = summarise_stage(
+        candidates, list(models), config.backends, data.user_ids, panel.judge.kind, n_bootstrap, seed
+    )
     result.meta.update({
         "users": [data.user_ids[u] for u in users], "k": config.k, "reference": config.reference,
         "backends": config.backends, "generation_counts": counts, "config": asdict(config),

@@ -51,7 +51,12 @@ class TastePanel:
     """A panel of both taste scorers (`TasteScorer`s) and the catalog songs they need, transcribed once."""
 
     def __init__(
-        self, data: InteractionData, cache_dir: Path, judge: TasteScorer, reference_songs: int, seed: int,
+        self,
+        data: InteractionData,
+        cache_dir: Path,
+        judge: TasteScorer,
+        reference_songs: int,
+        seed: int,
         show_progress: bool = False,
     ) -> None:
         self.data, self.cache_dir = data, Path(cache_dir)
@@ -98,7 +103,9 @@ class TastePanel:
         results: dict[str, list] = {name: [None] * len(candidates) for name in self.scorers}
         outside = [i for i, song in enumerate(candidates) if song.id not in ids]
         groups = [(outside, list(reference))] if outside else []
-        groups += [([i], [s for s in reference if s.id != candidates[i].id]) for i, c in enumerate(candidates) if c.id in ids]
+        groups += [
+            ([i], [s for s in reference if s.id != candidates[i].id]) for i, c in enumerate(candidates) if c.id in ids
+        ]
         for positions, songs in groups:
             for name, scorer in self.scorers.items():
                 for position, result in zip(positions, scorer.score([candidates[i] for i in positions], songs)):

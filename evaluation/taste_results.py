@@ -82,8 +82,11 @@ def summarise_users(per_user: dict[str, list[list]], n_bootstrap: int, seed: int
     """
     metrics, ci95, failures, n_users = {}, {}, {}, 0
     for name, users in per_user.items():
-        means = [np.mean([r.value for r in results if r.value is not None]) for results in users
-                 if any(r.value is not None for r in results)]
+        means = [
+            np.mean([r.value for r in results if r.value is not None])
+            for results in users
+            if any(r.value is not None for r in results)
+        ]
         failures[name] = dict(Counter(r.failure for results in users for r in results if r.failure is not None))
         if means:
             metrics[name], ci95[name] = _mean_ci(means, n_bootstrap, seed)
@@ -155,8 +158,15 @@ def _comparisons(per_user: dict, models: list[str], generators: list[str], n_boo
                     continue
                 result = compare([_user_scores(a)], [_user_scores(b)], n_resamples=n_bootstrap, seed=seed)
                 clean = {k: (_round(v) if isinstance(v, float) else v) for k, v in result.items() if k != "ci95"}
-                out.append({"metric": metric, "a": generator, "b": baseline, **clean,
-                            "ci95": [_round(v) for v in result["ci95"]]})
+                out.append(
+                    {
+                        "metric": metric,
+                        "a": generator,
+                        "b": baseline,
+                        **clean,
+                        "ci95": [_round(v) for v in result["ci95"]],
+                    }
+                )
     return out
 
 
@@ -165,21 +175,35 @@ def _table(candidates: list[Candidate], users: list[str]) -> list[dict]:
     for c in candidates:
         path = c.song._audio if isinstance(c.song._audio, (str, Path)) else None
         entry = {
-            "user_id": users[c.user], "source": c.row, "rank": c.rank, "song": c.song.id,
-            "audio_path": str(path) if path else None, "lyrics": c.song.lyrics,
+            "user_id": users[c.user],
+            "source": c.row,
+            "rank": c.rank,
+            "song": c.song.id,
+            "audio_path": str(path) if path else None,
+            "lyrics": c.song.lyrics,
             **{m: c.results[m].value for m in TASTE_METRICS},
             **{f"{m}_failure": c.results[m].failure for m in TASTE_METRICS},
         }
         if c.nearest is not None:
-            entry.update(near_copy=c.near_copy, nearest_midi=c.nearest.midi, nearest_midi_song=c.nearest.midi_song,
-                         nearest_lyrics=c.nearest.lyrics, nearest_lyrics_song=c.nearest.lyrics_song)
+            entry.update(
+                near_copy=c.near_copy,
+                nearest_midi=c.nearest.midi,
+                nearest_midi_song=c.nearest.midi_song,
+                nearest_lyrics=c.nearest.lyrics,
+                nearest_lyrics_song=c.nearest.lyrics_song,
+            )
         rows.append(entry)
     return rows
 
 
 def summarise_stage(
-    candidates: list[Candidate], models: list[str], backends: list[str], user_ids: list[str], judge_kind: str,
-    n_bootstrap: int, seed: int,
+    candidates: list[Candidate],
+    models: list[str],
+    backends: list[str],
+    user_ids: list[str],
+    judge_kind: str,
+    n_bootstrap: int,
+    seed: int,
 ) -> StageResult:
     """Rows, model metrics, validity, near-copies and paired differences of every scored song."""
     by_row: dict[str, list[Candidate]] = {}
@@ -203,8 +227,13 @@ def summarise_stage(
         rate, rate_ci = _near_copy_rate(chosen, n_bootstrap, seed)
         row["slice"] = GENERATED_SLICE
         row["metrics"]["near_copy_rate"], row["ci95"]["near_copy_rate"] = rate, rate_ci
-        row["note"] = "; ".join([f"{name[len('generated-'):]} generator, {len(chosen)} songs, "
-                                 f"{len(chosen) - len(kept)} near-copies scored apart; lyric judge: {judge_kind}", *marks])
+        row["note"] = "; ".join(
+            [
+                f"{name[len('generated-') :]} generator, {len(chosen)} songs, "
+                f"{len(chosen) - len(kept)} near-copies scored apart; lyric judge: {judge_kind}",
+                *marks,
+            ]
+        )
         rows.append(row)
         copies = [c for c in chosen if c.near_copy]
         novelty[name] = {"songs": len(chosen), "near_copies": len(copies), "near_copy_rate": rate}
@@ -214,7 +243,9 @@ def summarise_stage(
             rows.append(copy_row)
     generators = [f"generated-{b}" for b in backends]
     meta = {
-        "validity": validity, "failures": failures, "novelty": novelty,
+        "validity": validity,
+        "failures": failures,
+        "novelty": novelty,
         "novelty_thresholds": {"midi": MIDI_COPY_THRESHOLD, "lyrics_trigram_overlap": LYRIC_COPY_THRESHOLD},
         "comparisons": _comparisons(per_user, models, generators, n_bootstrap, seed),
     }

@@ -35,13 +35,20 @@ def score_validity(
 
     `shown` is True when the CI lies wholly above 0.5 (False when it includes 0.5 or there is no CI).
     """
-    aucs = [a for u in sorted(set(positives) & set(negatives)) if (a := user_auc(positives[u], negatives[u])) is not None]
+    aucs = [
+        a for u in sorted(set(positives) & set(negatives)) if (a := user_auc(positives[u], negatives[u])) is not None
+    ]
     if not aucs:
         return {"auc": None, "ci95": [None, None], "n_users": 0, "shown": False}
     values = np.array(aucs)[:, None]
     lo, hi = bootstrap_ci(values, n_bootstrap, seed)[0]
     ci = [round(float(lo), 6), round(float(hi), 6)] if np.isfinite(lo) else [None, None]
-    return {"auc": round(float(values.mean()), 6), "ci95": ci, "n_users": len(aucs), "shown": ci[0] is not None and ci[0] > 0.5}
+    return {
+        "auc": round(float(values.mean()), 6),
+        "ci95": ci,
+        "n_users": len(aucs),
+        "shown": ci[0] is not None and ci[0] > 0.5,
+    }
 
 
 def validity_note(metric: str, validity: dict) -> str:

@@ -103,7 +103,9 @@ def render_notes(
         envelope = np.minimum(t / 0.01, 1.0) * np.exp(-3.0 * t)
         for pitch, gain in ((top, 0.6), (bass, 0.4)) if bass != top else ((top, 0.8),):
             freq = 440.0 * 2 ** ((pitch - 69) / 12)
-            tone = sum(np.sin(2 * np.pi * h * freq * t) / h for h in range(1, harmonics + 1) if h * freq < sample_rate / 2)
+            tone = sum(
+                np.sin(2 * np.pi * h * freq * t) / h for h in range(1, harmonics + 1) if h * freq < sample_rate / 2
+            )
             wave[start : start + n] += gain * envelope * tone
     peak = np.abs(wave).max()
     return (0.8 * wave / peak if peak > 0 else wave).astype(np.float32)

@@ -32,7 +32,8 @@ PROMPT_FIELDS = ("style", "title", "description", "lyrics")
 
 # Tags read as moods rather than styles; the rest of a user's top tags are style keywords.
 MOOD_WORDS = frozenset(
-    "calm energetic dark happy sad upbeat chill aggressive melancholic melancholy mellow romantic relaxing relaxed angry uplifting dreamy peaceful emotional "
+    "calm energetic dark happy sad upbeat chill aggressive "
+    "melancholic melancholy mellow romantic relaxing relaxed angry uplifting dreamy peaceful emotional "
     "nostalgic hopeful moody atmospheric groovy sexy epic fun funny beautiful love sensual soothing "
     "cheerful gloomy intense playful sentimental tender bittersweet euphoric haunting".split()
 )

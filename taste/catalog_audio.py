@@ -90,4 +90,3 @@ def catalog_audio(data, cache_dir: str | Path) -> CatalogAudio:
     """The catalog's audio with the shared cache layout under `cache_dir`."""
     cache_dir = Path(cache_dir)
     return CatalogAudio(data, Transcriber(cache_dir / MIDI_CACHE), cache_dir / HASHES_FILE)
-

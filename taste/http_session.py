@@ -52,7 +52,9 @@ class LoggedRetry(Retry):
             delay = new.get_retry_after(response) or new.get_backoff_time()
         else:
             failure, delay = describe_error(error), new.get_backoff_time()
-        log.warning("%s %s: %s; retry %d/%d in %.2f s", method, urlsplit(url or "").path, failure, attempt, limit, delay)
+        log.warning(
+            "%s %s: %s; retry %d/%d in %.2f s", method, urlsplit(url or "").path, failure, attempt, limit, delay
+        )
         return new
 
 
@@ -87,4 +89,3 @@ def retrying_session(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-

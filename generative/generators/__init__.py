@@ -31,7 +31,8 @@ class GeneratorConfig:
 
     Args:
         backend: `history` (offline: Markov/n-gram models of the user's history songs, any dataset with
-            audio), `random` (random notes and words: the floor), `oracle` (demo-world simulator: knows the world's styles; an upper bound, demo
+            audio), `random` (random notes and words: the floor),
+            `oracle` (demo-world simulator: knows the world's styles; an upper bound, demo
             only), `suno` (a self-hosted
             gcui-art/suno-api server), `import` (songs made by hand, listed in a file), `musicgen`
             (transformers' MusicGen).
@@ -137,7 +138,9 @@ def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0, dat
             audio_dir, config.model_name_or_path, seconds=config.seconds, device=config.device,
             guidance_scale=config.guidance_scale, seed=seed,
         )
-    raise ValueError(f"generator.backend: unknown backend {config.backend!r}; expected history, random, oracle, suno, import or musicgen")
+    raise ValueError(
+        f"generator.backend: unknown backend {config.backend!r}; expected history, random, oracle, suno, import or musicgen"
+    )
 
 
 __all__ = [

@@ -24,7 +24,6 @@ from taste.catalog_audio import CatalogAudio, catalog_audio
 log = logging.getLogger(__name__)
 
 
-
 class HistoryGenerator(Generator):
     """Songs from Markov/n-gram models of one user's history.
 
@@ -43,8 +42,15 @@ class HistoryGenerator(Generator):
     model = HISTORY_MODEL
 
     def __init__(
-        self, audio_dir: Path, data, cache_dir: Path, seconds: float = 12.0, clips_per_request: int = 2,
-        seed: int = 0, max_history_songs: int = 16, order: int = 2,
+        self,
+        audio_dir: Path,
+        data,
+        cache_dir: Path,
+        seconds: float = 12.0,
+        clips_per_request: int = 2,
+        seed: int = 0,
+        max_history_songs: int = 16,
+        order: int = 2,
     ) -> None:
         if data is None or data.root is None:
             raise GeneratorUnavailable("history backend: needs a dataset folder with audio shards")
@@ -86,9 +92,17 @@ class HistoryGenerator(Generator):
             write_wav_atomic(wave, path)
             lines = [] if prompt.make_instrumental else words.lines(5, rng)
             text = "\n".join([*lines, lines[0]]) if lines else ""
-            out.append(GeneratedSong(
-                clip_id=clip_id, audio_path=path, title=prompt.title, lyrics=text, tags=prompt.style,
-                model=self.model, backend=self.backend, duration_s=float(self.seconds),
-                metadata={"seed": seed, "history_songs": len(events), "order": self.order},
-            ))
+            out.append(
+                GeneratedSong(
+                    clip_id=clip_id,
+                    audio_path=path,
+                    title=prompt.title,
+                    lyrics=text,
+                    tags=prompt.style,
+                    model=self.model,
+                    backend=self.backend,
+                    duration_s=float(self.seconds),
+                    metadata={"seed": seed, "history_songs": len(events), "order": self.order},
+                )
+            )
         return out

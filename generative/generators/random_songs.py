@@ -63,9 +63,17 @@ class RandomGenerator(Generator):
             clip_id = f"random-{seed:08x}"
             path = self.audio_dir / safe_name(user_id) / f"{clip_id}.wav"
             write_wav_atomic(render_notes(self._events(rng), self.seconds, SAMPLE_RATE), path)
-            out.append(GeneratedSong(
-                clip_id=clip_id, audio_path=path, title="Untitled", lyrics="" if prompt.make_instrumental else self._lyrics(rng),
-                tags="random", model=self.model, backend=self.backend, duration_s=float(self.seconds),
-                metadata={"seed": seed},
-            ))
+            out.append(
+                GeneratedSong(
+                    clip_id=clip_id,
+                    audio_path=path,
+                    title="Untitled",
+                    lyrics="" if prompt.make_instrumental else self._lyrics(rng),
+                    tags="random",
+                    model=self.model,
+                    backend=self.backend,
+                    duration_s=float(self.seconds),
+                    metadata={"seed": seed},
+                )
+            )
         return out
