@@ -1,0 +1,39 @@
+"""evaluate_seeds.py: the same dataset over several split seeds, mean over seeds with a seeds × users CI."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+import evaluate_seeds
+from evaluation.split_seeds import resplit
+from songdata.dataset import load_dataset
+from tests.test_tuning import dataset  # noqa: F401  (the fixture: a 60-user world written to disk)
+
+
+def test_each_split_seed_redraws_the_split_with_the_same_fractions(dataset):  # noqa: F811
+    folder = load_dataset(dataset)
+    first, again, other = resplit(folder, 0), resplit(folder, 0), resplit(folder, 1)
+    assert (first.test != again.test).nnz == 0 and (first.test != other.test).nnz > 0
+    assert first.train.nnz == other.train.nnz and first.test.nnz == other.test.nnz
+
+
+def test_leaderboard_over_split_seeds_reports_the_mean_its_ci_and_timings(dataset, tmp_path):  # noqa: F811
+    config = {"baselines": [{"class_path": "recommenders.PopularityRecommender"},
+                            {"class_path": "recommenders.ItemKNNRecommender", "init_args": {"neighbours": 20}}],
+              "run_dirs": [], "hybrid": {"enabled": False}, "generative": {"enabled": False}, "wandb": False,
+              "n_bootstrap": 200, "show_progress": False}
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(config))
+    out = evaluate_seeds.main(["--config", "eval.yaml", "--config", str(tmp_path / "seeds.yaml"),
+                               "--data.root", str(dataset), "--split_seeds", "[0, 1, 2]", "--out", str(tmp_path / "r")])
+    rows = {row["model"]: row for row in json.loads((out / "leaderboard.json").read_text())}
+    assert set(rows) == {"popularity", "itemknn"}
+    for row in rows.values():
+        per_seed = row["per_seed"]["ndcg@10"]
+        assert len(per_seed) == 3 and row["metrics"]["ndcg@10"] == pytest.approx(np.mean(per_seed), abs=1e-6)
+        low, high = row["ci95"]["ndcg@10"]
+        assert low <= row["metrics"]["ndcg@10"] <= high and "mrr@10" in row["metrics"] and "hit@10" in row["metrics"]
+    assert len(set(rows["itemknn"]["per_seed"]["ndcg@10"])) > 1  # the seeds really differ
+    timings = json.loads((out / "run.json").read_text())["timings"]
+    assert all(len(timings[m]["fit_s"]) == len(timings[m]["eval_s"]) == 3 for m in rows)
