@@ -26,13 +26,14 @@ import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from configs import resolve_config_args
+from configs.errors import run_entry_point, settings_errors
 from datamodules.music import resolve_data_root
 from evaluation.leaderboard import Leaderboard, Report, default_out
 from lightning_modules.cli import per_sweep_run
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config; bare names are found in configs/.")
     parser.add_argument("--data.root", type=str | None, default=None, help="Dataset folder; empty = the demo world.")
     parser.add_argument("--out", type=str | None, default=None, help="Report folder; empty = reports/<dataset name>.")
@@ -67,7 +68,8 @@ def main(args: list[str] | None = None) -> Report:
     logging.getLogger("gensim").setLevel(logging.WARNING)  # one line per Word2Vec epoch otherwise
     parser = build_parser()
     config = parser.parse_args(merge_repeated_ckpt(resolve_config_args(sys.argv[1:] if args is None else args)))
-    init = parser.instantiate(config)
+    with settings_errors("evaluate.py settings"):
+        init = parser.instantiate(config)
     settings = {name: init[name] for name in inspect.signature(Leaderboard).parameters}
     root = resolve_data_root(init.data.root)
     out = Path(init.out) if init.out else default_out(root)
@@ -78,4 +80,4 @@ def main(args: list[str] | None = None) -> Report:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

@@ -9,6 +9,8 @@ import logging
 
 from jsonargparse import auto_cli
 
+from configs.errors import run_entry_point
+
 from prepare.demo import build_demo_world
 from prepare.importers.hetrec import import_hetrec
 from prepare.importers.lastfm_similars import import_lastfm_similars
@@ -32,9 +34,9 @@ SOURCES = {
 
 def main(args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    report = auto_cli(SOURCES, args=args, as_positional=False)
+    report = auto_cli(SOURCES, args=args, as_positional=False, exit_on_error=False)
     print(report.summary())
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from configs import resolve_config_args
+from configs.errors import run_entry_point, settings_errors
 from datamodules.music import MusicDataModule
 from lightning_modules.cli import SimSongCLI
 from lightning_modules.simsong import SimSongModule
@@ -14,17 +15,19 @@ from lightning_modules.simsong import SimSongModule
 
 def main(args: list[str] | None = None) -> SimSongCLI:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cli = SimSongCLI(
-        SimSongModule,
-        MusicDataModule,
-        args=resolve_config_args(sys.argv[1:] if args is None else args),
-        run=False,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-    )
+    with settings_errors("train.py settings"):
+        cli = SimSongCLI(
+            SimSongModule,
+            MusicDataModule,
+            args=resolve_config_args(sys.argv[1:] if args is None else args),
+            run=False,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},
+        )
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
     return cli
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

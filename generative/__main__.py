@@ -20,6 +20,7 @@ from typing import Literal
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from configs import resolve_config_args
+from configs.errors import run_entry_point, settings_errors
 from prepare.demo import ensure_demo_world
 from songdata.interactions import InteractionData
 from generative.generators import build_generator
@@ -27,7 +28,7 @@ from generative.run import GenerateConfig, GenerationRun, choose_users, generate
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config; bare names are found in configs/.")
     parser.add_argument("--data.root", type=str | None, default=None, help="Dataset folder; empty = the demo world.")
     parser.add_argument(
@@ -61,7 +62,9 @@ def to_generate_config(init) -> GenerateConfig:
 def main(args: list[str] | None = None) -> GenerationRun:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
-    init = parser.instantiate(parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args)))
+    parsed = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
+    with settings_errors("generative settings"):
+        init = parser.instantiate(parsed)
     config = to_generate_config(init)
     root = Path(init.data.root) if init.data.root else ensure_demo_world()
     data = InteractionData.load(root)
@@ -85,4 +88,4 @@ def main(args: list[str] | None = None) -> GenerationRun:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from configs.errors import UserError
+
 CATALOG = "catalog.parquet"
 INTERACTIONS = "interactions.parquet"
 SIMILARITY = "similarity.parquet"
@@ -33,8 +35,8 @@ SIMILARITY_COLUMNS = ("song_a", "song_b", "score")
 SPLIT_COLUMNS = ("user_id", "song_id", "weight")
 
 
-class DatasetError(ValueError):
-    """A dataset file is missing or does not follow the documented layout."""
+class DatasetError(UserError):
+    """A dataset file is missing or does not follow the documented layout (the user's to fix)."""
 
 
 @dataclass
