@@ -245,9 +245,14 @@ class Leaderboard:
         """
         fitted = FittedModels()
         train = training_only(data)
+        has_audio = data.root is not None and (Path(data.root) / SHARDS_DIR / "index.json").exists()
         for baseline in self.baselines:
             name = unique_name(baseline.name, fitted.models)
             baseline.name = name
+            if baseline.needs_audio and not has_audio:
+                log.warning("%s skipped: the dataset has no audio shards", name)
+                fitted.skipped[name] = "the dataset has no audio shards"
+                continue
             fitted.models[name] = _timed_fit(baseline, train, fitted.seconds)
         for checkpoint in checkpoints:
             if discovered and not Path(checkpoint).is_file():

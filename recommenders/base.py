@@ -24,10 +24,12 @@ class Recommender(ABC):
     Attributes:
         name: Short name used in results and leaderboards.
         can_rank_cold: Whether scores for cold-start songs (no training interaction) mean anything.
+        needs_audio: Whether fitting reads the dataset's audio shards (skipped, with a note, where there are none).
     """
 
     name: str = "recommender"
     can_rank_cold: bool = False
+    needs_audio: bool = False
 
     @abstractmethod
     def fit(self, data: InteractionData) -> Self:

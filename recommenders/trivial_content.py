@@ -69,6 +69,7 @@ class AudioRecommender(EmbeddingRecommender):
     """Mean log-mel spectrum of each song's full audio, standardised per band, cosine to the mean of the history."""
 
     name = "audio-logmel"
+    needs_audio = True
 
     def song_embeddings_for(self, data: InteractionData) -> np.ndarray:
         if data.root is None:

@@ -85,6 +85,7 @@ def test_interaction_only_dataset_runs_with_baselines_alone(world: dict[str, Pat
     rows = rows_by_key(out)
     assert rows["als", "warm"]["metrics"]["ndcg@10"] is not None
     assert "no audio shards" in rows["simsong-wns", "warm"]["note"] and rows["simsong-wns", "cold"]["metrics"] == {}
+    assert "no audio shards" in rows["audio-logmel", "cold"]["note"] and rows["tags-tfidf", "cold"]["metrics"]
     assert ("als+simsong-wns", "warm") not in rows
     assert not (out / "embedding_map.png").exists()
 
@@ -107,7 +108,10 @@ def test_eval_config_parses_and_builds_every_baseline() -> None:
     parser = evaluate.build_parser()
     config = parser.parse_args(["--config", str(find_config("eval.yaml")), "--ckpt", '["x.ckpt"]'])
     init = parser.instantiate(config)
-    assert [b.name for b in init.baselines] == ["popularity", "random", "als", "bpr", "word2vec", "kmeans", "dbscan"]
+    assert [b.name for b in init.baselines] == [
+        "popularity", "random", "als", "bpr", "word2vec", "itemknn", "rp3beta", "ease", "kmeans", "dbscan",
+        "tags-tfidf", "lyrics-minilm", "audio-logmel",
+    ]
     assert all(isinstance(b, Recommender) for b in init.baselines)
     assert init.primary_metric == "ndcg@10" and init.ks == [5, 10, 20, 50] and init.fuse == "both"
     assert init.ckpt == ["x.ckpt"] and init.data.root is None and init.hybrid.base == "als"

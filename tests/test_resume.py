@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -64,7 +65,12 @@ def test_a_run_killed_and_resumed_logs_what_an_unbroken_run_logs_into_the_same_w
             "--trainer.callbacks.flush_logs=true"]
     log = tmp_path / "killed.log"
     with open(log, "w") as sink:
-        process = subprocess.Popen([sys.executable, "train.py", *killed, *kill], cwd=REPO, stdout=sink, stderr=sink)
+        # Its own W&B service, as a real process has: one inherited from this test process would keep
+        # the killed run's id "in use" after the kill.
+        env = {key: value for key, value in os.environ.items() if key != "WANDB_SERVICE"}
+        process = subprocess.Popen(
+            [sys.executable, "train.py", *killed, *kill], cwd=REPO, stdout=sink, stderr=sink, env=env
+        )
     try:
         train.main(_args(tiny_dataset, tmp_path / "reference"))  # while the other one runs
         wandb.finish()  # as the process would end; the resumed run would join this one otherwise
