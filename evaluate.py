@@ -1,6 +1,6 @@
 """Rank every recommender on one dataset's test split (`--split val` to tune settings).
 
-    uv run evaluate.py --config eval.yaml [--data.root DIR] [--out DIR] [--ckpt A.ckpt --ckpt B.ckpt]
+    uv run evaluate.py --config eval.yaml [--data.root DIR] [--out DIR] [--ckpt A.ckpt | --ckpt+=A.ckpt --ckpt+=B.ckpt]
 
 Without `--data.root` it evaluates on the demo world (built on first use); without `--ckpt` it
 uses the latest checkpoints of the training runs listed in `run_dirs`. Writes
@@ -16,20 +16,18 @@ the report folder becomes `<out>-<W&B run id>`, so the runs of a sweep never ove
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import sys
 from pathlib import Path
-
-import yaml
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from configs import resolve_config_args
+from configs import command_line
 from configs.errors import run_entry_point, settings_errors
-from datamodules.music import resolve_data_root
-from evaluation.leaderboard import Leaderboard, Report, default_out
-from lightning_modules.cli import per_sweep_run
+from evaluation.leaderboard import Leaderboard, default_out
+from evaluation.reports import Report
+from lightning_modules.wandb_runs import per_sweep_run
+from prepare.default_dataset import dataset_root
+from songdata import SongDataset
 
 
 def build_parser() -> ArgumentParser:
@@ -38,42 +36,26 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--data.root", type=str | None, default=None, help="Dataset folder; empty = the demo world.")
     parser.add_argument("--out", type=str | None, default=None, help="Report folder; empty = reports/<dataset name>.")
     parser.add_argument(
-        "--ckpt", type=list[str] | None, default=None,
-        help="SimSong checkpoints to evaluate (repeat the flag); empty = the latest of each of run_dirs.",
+        "--ckpt", type=list[str] | str | None, default=None,
+        help="SimSong checkpoints to evaluate: one path, or several with `--ckpt+=A --ckpt+=B` (or `[A, B]`); "
+        "empty = the latest of each of run_dirs.",
     )
     parser.add_class_arguments(Leaderboard, nested_key=None)
     return parser
-
-
-def merge_repeated_ckpt(argv: list[str]) -> list[str]:
-    """`--ckpt a --ckpt b` → `--ckpt=["a", "b"]`: repeated flags add up and replace a config's list."""
-    rest, paths, i = [], [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--ckpt" and i + 1 < len(argv):
-            paths.append(argv[i + 1])
-            i += 2
-            continue
-        if arg.startswith("--ckpt="):
-            paths.append(arg.split("=", 1)[1])
-        else:
-            rest.append(arg)
-        i += 1
-    listed = [p for value in paths for p in (yaml.safe_load(value) if value.startswith("[") else [value])]
-    return rest + ([f"--ckpt={json.dumps(listed)}"] if paths else [])
 
 
 def main(args: list[str] | None = None) -> Report:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("gensim").setLevel(logging.WARNING)  # one line per Word2Vec epoch otherwise
     parser = build_parser()
-    config = parser.parse_args(merge_repeated_ckpt(resolve_config_args(sys.argv[1:] if args is None else args)))
+    config = parser.parse_args(command_line(args))
     with settings_errors("evaluate.py settings"):
         init = parser.instantiate(config)
     settings = {name: init[name] for name in inspect.signature(Leaderboard).parameters}
-    root = resolve_data_root(init.data.root)
-    out = Path(init.out) if init.out else default_out(root)
-    report = Leaderboard(**settings).run(root, out.with_name(per_sweep_run(out.name)), init.ckpt)
+    dataset = SongDataset(dataset_root(init.data.root))
+    out = Path(init.out) if init.out else default_out(dataset)
+    checkpoints = [init.ckpt] if isinstance(init.ckpt, str) else init.ckpt
+    report = Leaderboard(**settings).run(dataset, out.with_name(per_sweep_run(out.name)), checkpoints)
     print(report.markdown)
     print(f"reports written to {report.out}: {', '.join(sorted(p.name for p in report.files))}")
     return report

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-from configs import resolve_config_args
-from datamodules.music import resolve_data_root
+from configs import command_line
+from configs.errors import run_entry_point, settings_errors
 from evaluate import build_parser
-from evaluation.leaderboard import default_out, sort_rows, write_reports
+from evaluation.leaderboard import default_out
+from evaluation.reports import sort_rows, write_reports
 from evaluation.split_seeds import evaluate_over_seeds, seed_row
-from songdata.dataset import load_dataset
+from prepare.default_dataset import dataset_root
+from songdata import SongDataset
 
 
 def main(args: list[str] | None = None) -> Path:
@@ -31,19 +32,20 @@ def main(args: list[str] | None = None) -> Path:
     logging.getLogger("gensim").setLevel(logging.WARNING)
     parser = build_parser()
     parser.add_argument("--split_seeds", type=list[int], default=[0, 1, 2, 3, 4], help="Seeds of the splits.")
-    config = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
-    init = parser.instantiate(config)
-    root = resolve_data_root(init.data.root)
-    out = Path(init.out) if init.out else default_out(root).with_name(f"{root.resolve().name}-seeds")
+    config = parser.parse_args(command_line(args))
+    with settings_errors("evaluate_seeds.py settings"):
+        init = parser.instantiate(config)
+    dataset = SongDataset(dataset_root(init.data.root))
+    out = Path(init.out) if init.out else default_out(dataset).with_name(f"{dataset.name}-seeds")
     clock = time.perf_counter()
-    per_model, seconds = evaluate_over_seeds(init.baselines, load_dataset(root), init.split_seeds, init.ks,
+    per_model, seconds = evaluate_over_seeds(init.baselines, dataset, init.split_seeds, init.ks,
                                              init.show_progress)
     rows = sort_rows([seed_row(name, results, init.n_bootstrap, init.seed) for name, results in per_model.items()],
                      init.primary_metric)
-    title = (f"Leaderboard: {root.resolve().name} (test split, mean over split seeds {init.split_seeds}, "
+    title = (f"Leaderboard: {dataset.name} (test split, mean over split seeds {init.split_seeds}, "
              f"95% CI over seeds and users, sorted by {init.primary_metric})")
     report = write_reports(rows, out, init.primary_metric, init.report_metrics, title)
-    meta = {"dataset": str(root.resolve()), "split_seeds": init.split_seeds, "timings": seconds,
+    meta = {"dataset": str(dataset.root.resolve()), "split_seeds": init.split_seeds, "timings": seconds,
             "seconds": round(time.perf_counter() - clock, 3)}
     (out / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     print(report.markdown)
@@ -52,4 +54,4 @@ def main(args: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

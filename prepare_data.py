@@ -6,11 +6,12 @@ Every run is resumable and ends with a report of what was written and what was s
 """
 
 import logging
+from collections.abc import Callable
 
-from jsonargparse import auto_cli
+from jsonargparse import ActionConfigFile, ArgumentParser
 
+from configs import command_line
 from configs.errors import run_entry_point
-
 from prepare.demo import build_demo_world
 from prepare.importers.hetrec import import_hetrec
 from prepare.importers.lastfm_similars import import_lastfm_similars
@@ -32,10 +33,25 @@ SOURCES = {
 }
 
 
+def build_parser() -> ArgumentParser:
+    """One subcommand per source, its options from the source function's signature and docstring."""
+    parser = ArgumentParser(description=__doc__, exit_on_error=False)
+    subcommands = parser.add_subcommands(dest="source")
+    for name, function in SOURCES.items():
+        source = ArgumentParser(exit_on_error=False)
+        source.add_argument("--config", action=ActionConfigFile, help="YAML config; bare names are found in configs/.")
+        source.add_function_arguments(function, as_positional=False)
+        subcommands.add_subcommand(name, source, help=(function.__doc__ or "").strip().splitlines()[0])
+    return parser
+
+
 def main(args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    report = auto_cli(SOURCES, args=args, as_positional=False, exit_on_error=False)
-    print(report.summary())
+    parser = build_parser()
+    init = parser.instantiate(parser.parse_args(command_line(args)))
+    function: Callable = SOURCES[init.source]
+    options = {key: value for key, value in init[init.source].items() if key != "config"}
+    print(function(**options).summary())
 
 
 if __name__ == "__main__":

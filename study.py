@@ -20,6 +20,8 @@ from pathlib import Path
 
 from jsonargparse import auto_cli
 
+from configs import command_line
+from configs.errors import run_entry_point
 from evaluation.comparisons import Pair
 from evaluation.study import StudyPlan, summarise_study, train_command
 
@@ -84,7 +86,7 @@ def run_study(
         command = ["evaluate.py", "--config", eval_config, "--out", str(seed_out), *eval_args]
         command += ["--data.root", data_root] if data_root else []
         for run in plan.runs(seed=s):
-            command += ["--ckpt", str(run.checkpoint())]
+            command += [f"--ckpt+={run.checkpoint()}"]
         log.info("evaluating seed %d: %s", s, " ".join(command))
         subprocess.run([sys.executable, *command], check=True)
     summary = summarise_study(plan, out_dir, pairs, metrics, n_bootstrap, n_permutations, seed, wandb,
@@ -93,8 +95,10 @@ def run_study(
     return {k: v for k, v in summary.items() if k != "markdown"}
 
 
-if __name__ == "__main__":
+def main(args: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from configs import resolve_config_args
+    return auto_cli(run_study, args=command_line(args), exit_on_error=False)
 
-    auto_cli(run_study, args=resolve_config_args(sys.argv[1:]))
+
+if __name__ == "__main__":
+    run_entry_point(main)

@@ -4,13 +4,12 @@ Without `--data.root` it trains on the embedded demo world, which is built on fi
 """
 
 import logging
-import sys
 
-from configs import resolve_config_args
 from configs.errors import run_entry_point, settings_errors
 from datamodules.music import MusicDataModule
 from lightning_modules.cli import SimSongCLI
 from lightning_modules.simsong import SimSongModule
+from prepare.default_dataset import dataset_root
 
 
 def main(args: list[str] | None = None) -> SimSongCLI:
@@ -19,8 +18,9 @@ def main(args: list[str] | None = None) -> SimSongCLI:
         cli = SimSongCLI(
             SimSongModule,
             MusicDataModule,
-            args=resolve_config_args(sys.argv[1:] if args is None else args),
+            args=args,
             run=False,
+            dataset_root=dataset_root,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"exit_on_error": False},

@@ -12,18 +12,19 @@ with every trial in `<out>.trials.json`.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from configs import CONFIG_DIR, resolve_config_args
-from datamodules.music import resolve_data_root
-from evaluation.tuning import SearchSpace, load_tuning_data, tune_all, write_tuned_config
+from configs import CONFIG_DIR, command_line
+from configs.errors import run_entry_point
+from evaluation.tuning import TUNING_SPLITS, SearchSpace, load_tuning_data, tune_all, write_tuned_config
+from prepare.default_dataset import dataset_root
+from songdata import SongDataset
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="YAML config; bare names are found in configs/.")
     parser.add_argument("--data.root", type=str | None, default=None, help="Dataset folder; empty = the demo world.")
     parser.add_argument("--out", type=str | None, default=None,
@@ -42,22 +43,22 @@ def main(args: list[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("gensim").setLevel(logging.WARNING)
     parser = build_parser()
-    config = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
+    config = parser.parse_args(command_line(args))
     if not config.models:
         parser.error("no models to tune: give a config with `models:` (configs/tune.yaml)")
-    root = resolve_data_root(config.data.root)
+    dataset = SongDataset(dataset_root(config.data.root), split_names=TUNING_SPLITS)
     searches = []
     for i, model in enumerate(config.models):
         try:
             searches.append(SearchSpace(**model))
         except TypeError as error:
             parser.error(f"models[{i}]: {error}; expected keys class_path, fixed, space, budget")
-    trials = tune_all(searches, load_tuning_data(root), config.metric, config.budget, config.seed)
-    out = Path(config.out) if config.out else CONFIG_DIR / "tuned" / f"{root.resolve().name}.yaml"
-    write_tuned_config(trials, config.metric, root, out)
+    trials = tune_all(searches, load_tuning_data(dataset), config.metric, config.budget, config.seed)
+    out = Path(config.out) if config.out else CONFIG_DIR / "tuned" / f"{dataset.name}.yaml"
+    write_tuned_config(trials, config.metric, dataset.root, out)
     print(f"tuned settings written to {out} (trials: {out.with_suffix('.trials.json')})")
     return out
 
 
 if __name__ == "__main__":
-    main()
+    run_entry_point(main)

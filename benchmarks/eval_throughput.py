@@ -18,7 +18,6 @@ import argparse
 import os
 import threading
 import time
-from pathlib import Path
 
 import implicit.cpu.als
 import numpy as np
@@ -28,10 +27,9 @@ import torch
 from implicit.evaluation import ranking_metrics_at_k
 from threadpoolctl import threadpool_limits
 
-
-from songdata.interactions import InteractionData  # noqa: E402
 from evaluation.evaluator import DEFAULT_KS, evaluate_scorer  # noqa: E402
 from evaluation.metrics import metric_keys  # noqa: E402
+from songdata.interactions import InteractionData  # noqa: E402
 
 
 def synthetic_data(
@@ -139,7 +137,7 @@ def _rss_bytes(field: str) -> int:
 class PeakRSS:
     """Resident-set high-water mark over a block: the kernel's VmHWM reset via clear_refs, or polling."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.before = _rss_bytes("VmRSS")
         try:
             with open("/proc/self/clear_refs", "w") as f:

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from evaluation.real_songs import chance_figures, counting_baseline, model_figures, split_song_indices
-from lightning_modules.song_embeddings import embed_audio_catalog, embed_lyrics_catalog
+from lightning_modules.song_embeddings import SongEmbedder, embed_lyrics
 from recommenders.content import load_module
-from songdata.dataset import load_dataset
+from songdata import SongDataset
 
 COLUMNS = ("a2l_R@1", "a2l_R@5", "a2l_R@10", "a2l_medr", "l2a_R@1", "l2a_R@5", "l2a_R@10", "l2a_medr")
 
@@ -33,16 +33,17 @@ def main() -> None:
     parser.add_argument("--max_seconds", type=float, default=20.0, help="the import's --max_seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    catalog = load_dataset(args.data, require_splits=False).catalog
-    splits = split_song_indices(args.data)
+    dataset = SongDataset(args.data, require_splits=False)
+    catalog = dataset.catalog
+    splits = split_song_indices(dataset)
     paths = {p.stem: p for p in args.midi.rglob("*.mid")}
     rows = {"chance": chance_figures(len(splits["val"]))}
     rows["counting baseline"] = counting_baseline(catalog, paths, splits["train"], splits["val"], args.max_seconds)
     if args.ckpt:
         module = load_module(args.ckpt)
         with torch.inference_mode():
-            audio = embed_audio_catalog(module, args.data, len(catalog))[splits["val"]]
-            lyrics = embed_lyrics_catalog(module, catalog.iloc[splits["val"]])
+            audio = SongEmbedder(fuse="audio").embed(module, dataset)[splits["val"]]
+            lyrics = embed_lyrics(module, catalog.iloc[splits["val"]])
         rows[f"SimSong ({args.ckpt})"] = model_figures(audio, lyrics)
     print(f"{len(splits['val'])} validation songs (held out from training) of {len(catalog)}\n")
     print("| model | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS))

@@ -34,20 +34,20 @@ import scipy.sparse as sp
 import torch
 import yaml
 
-
 from benchmarks.train_throughput import loader_clips_per_second, train_clips_per_second  # noqa: E402
 from configs import find_config  # noqa: E402
-from songdata.audio import SAMPLE_RATE, decode_audio_bytes, decode_segments, encode_flac  # noqa: E402
 from datamodules.music import MusicDataModule  # noqa: E402
 from lightning_modules.losses import info_nce, soft_info_nce  # noqa: E402
 from lightning_modules.simsong import SimSongModule  # noqa: E402
+from prepare.default_dataset import dataset_root  # noqa: E402
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes, decode_segments, encode_flac  # noqa: E402
 
 RESULT = "SCALE_SIM_RESULT "
 
 
 def load_settings(config: str, root: str | None) -> tuple[dict, dict]:
     settings = yaml.safe_load(Path(find_config(config)).read_text())
-    data = {**settings.get("data", {}), "root": root or settings.get("data", {}).get("root")}
+    data = {**settings.get("data", {}), "root": str(dataset_root(root or settings.get("data", {}).get("root")))}
     return settings.get("model", {}), data
 
 
@@ -55,7 +55,7 @@ def build(model_args: dict, data_args: dict, **data_overrides) -> tuple[SimSongM
     dm = MusicDataModule(**{**data_args, **data_overrides})
     dm.setup("fit")
     model = SimSongModule(**model_args, segment_seconds=dm.hparams.segment_seconds)
-    model.similarity_fn = dm.similarity_lookup
+    model.use_similarity_of(dm.dataset)  # no Trainer here to run SimSongModule.setup, which does this
     return model, dm
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 import yaml
 
-
-from datamodules.music import MusicDataModule
 from configs import find_config
+from datamodules.music import MusicDataModule
 from lightning_modules.simsong import SimSongModule
+from prepare.default_dataset import dataset_root
 
 
 def loader_clips_per_second(dm: MusicDataModule, batches: int) -> float:
@@ -59,11 +59,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     config = yaml.safe_load(Path(find_config(args.config)).read_text())
-    data_args = {**config.get("data", {}), "root": args.root or config.get("data", {}).get("root")}
+    data_args = {**config.get("data", {}), "root": str(dataset_root(args.root or config.get("data", {}).get("root")))}
     dm = MusicDataModule(**data_args)
     dm.setup("fit")
     model = SimSongModule(**config.get("model", {}), segment_seconds=dm.hparams.segment_seconds)
-    model.similarity_fn = dm.similarity_lookup
+    model.use_similarity_of(dm.dataset)  # no Trainer here to run SimSongModule.setup, which does this
     torch.set_num_threads(max(torch.get_num_threads(), 1))
 
     loader = loader_clips_per_second(dm, args.batches)

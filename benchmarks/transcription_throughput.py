@@ -20,9 +20,8 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-
-from songdata.audio import SAMPLE_RATE  # noqa: E402
 from prepare.demo import STYLES, compose_song, render_midi  # noqa: E402
+from songdata.audio import SAMPLE_RATE  # noqa: E402
 from taste import TasteSong, Transcriber, basic_pitch_model  # noqa: E402
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ import yaml
 
 from lightning_modules.losses import negative_weights, negatives_mask
 from lightning_modules.simsong import SimSongModule
-from songdata.dataset import load_dataset
+from prepare.default_dataset import dataset_root
+from songdata import SongDataset
 from songdata.similarity import song_similarity
 
 WNS_KEYS = ("alpha", "weight_temperature", "min_weight", "similarity", "similarity_top_k")
@@ -34,15 +34,6 @@ def wns_settings(config: Path) -> dict:
     defaults = {k: p.default for k, p in inspect.signature(SimSongModule.__init__).parameters.items() if k in WNS_KEYS}
     model = (yaml.safe_load(config.read_text()) or {}).get("model") or {}
     return {**defaults, **{k: v for k, v in model.items() if k in WNS_KEYS}}
-
-
-def training_songs(root: Path) -> np.ndarray:
-    """Catalog indices of the songs in the training shards (sample keys are catalog indices)."""
-    indices = []
-    for shard in sorted((root / "shards").glob("train-*.tar")):
-        with tarfile.open(shard) as tar:
-            indices += [int(Path(name).stem) for name in tar.getnames() if name.endswith(".json")]
-    return np.unique(indices)
 
 
 def pooled_weights(lookup, songs: np.ndarray, batch: int, n_batches: int, settings: dict, seed: int):
@@ -77,17 +68,13 @@ def main(argv: list[str] | None = None) -> dict[int, dict]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if args.root is None:
-        from prepare.demo import ensure_demo_world
-
-        args.root = ensure_demo_world()
     settings = wns_settings(args.config)
-    dataset = load_dataset(args.root)
+    dataset = SongDataset(dataset_root(args.root))
     similarity = song_similarity(dataset, settings["similarity"], settings["similarity_top_k"])
     if similarity is None:
         raise SystemExit("wns_weights: similarity 'lyrics' needs a trained lyrics encoder; pick a table source")
-    songs = training_songs(args.root)
-    print(f"{args.root}: {len(songs)} training songs; similarity: {similarity.source}")
+    songs = dataset.shard_songs("train")
+    print(f"{dataset.root}: {len(songs)} training songs; similarity: {similarity.source}")
     print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     results = {}
     for batch in args.batches:

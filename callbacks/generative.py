@@ -11,13 +11,14 @@ import lightning as L
 import numpy as np
 
 from callbacks.periodic import PeriodicEvaluation
-from callbacks.recommendation import RecommendationEvaluation
-from songdata.interactions import InteractionData
-from evaluation.generative_stage import (
-    TASTE_METRICS, JudgeConfig, TastePanel, build_judge, summarise_users, top_k,
-)
+from callbacks.recommendation import trainer_dataset
+from evaluation.generative_stage import top_k
+from evaluation.taste_panel import TASTE_METRICS, JudgeConfig, TastePanel, build_judge
+from evaluation.taste_results import summarise_users
+from lightning_modules.song_embeddings import SongEmbedder
 from recommenders.base import training_only
 from recommenders.embedding import EmbeddingRecommender
+from songdata import InteractionData, SongDataset
 from taste import TasteSong
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ class GenerativeComparison(PeriodicEvaluation):
 
     Users: those with generated songs in the manifests of `manifest_dir` (any backend's run
     folder(s), read with `generative.load_songs`) and a training history, sorted, at most
-    `num_users`. The current model embeds songs as `RecommendationEvaluation` does (centre crops,
-    kept in memory) and ranks each user's unseen warm songs (training songs masked: validation
+    `num_users`. The current model embeds the warm songs as `RecommendationEvaluation` does (one
+    centre window each, kept in memory: `SongEmbedder`) and ranks each user's unseen warm songs (training songs masked: validation
     protocol). Generated songs are scored once and their values logged again each time, as flat
     reference lines. Logs `gen/<name>/midi_similarity` and `gen/<name>/lyric_relevance` for the
     model (`name`) and each `generated-<backend>`, plus `gen/seconds`.
@@ -47,7 +48,8 @@ class GenerativeComparison(PeriodicEvaluation):
         judge: The lyric judge (default: embedding, offline).
         reference_songs: Catalog songs (seeded sample) for MIDI similarity's reference statistics.
         seed: Seed of that sample.
-        data_root: Dataset folder; default the datamodule's `root`.
+
+    The songs and interactions are the datamodule's `dataset`.
     """
 
     def __init__(
@@ -62,24 +64,23 @@ class GenerativeComparison(PeriodicEvaluation):
         judge: JudgeConfig | None = None,
         reference_songs: int = 32,
         seed: int = 0,
-        data_root: str | None = None,
     ) -> None:
         super().__init__(every_n_epochs)
         self.manifest_dirs = [Path(d) for d in ([manifest_dir] if isinstance(manifest_dir, str) else manifest_dir)]
         self.num_users, self.k, self.name = num_users, k, name
         self.cache_dir = Path(cache_dir) if cache_dir else self.manifest_dirs[0] / "taste_cache"
         self.judge_config = judge or JudgeConfig()
-        self.reference_songs, self.seed, self.data_root = reference_songs, seed, data_root
-        self.embedder = RecommendationEvaluation(baselines=[], fuse=fuse, name=name, data_root=data_root)
+        self.reference_songs, self.seed = reference_songs, seed
+        self.embedder = SongEmbedder(fuse, crop="centre", batch_segments=128, max_cached_mb=1024, show_progress=False)
         self._taste: TastePanel | None = None
         self._users: list[int] = []
         self._generated: dict[str, dict[str, float]] | None = None
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clock = time.perf_counter()
-        data = self.embedder._load(trainer)
-        generated = self._generated_scores(data)
-        values = {self.name: self._model_scores(pl_module, data), **generated}
+        dataset = trainer_dataset(trainer, type(self).__name__)
+        generated = self._generated_scores(dataset)
+        values = {self.name: self._model_scores(pl_module, dataset), **generated}
         self._log(trainer, values, time.perf_counter() - clock)
 
     def _generated_songs(self, data: InteractionData) -> dict[str, dict[int, list[TasteSong]]]:
@@ -97,23 +98,25 @@ class GenerativeComparison(PeriodicEvaluation):
                     TasteSong.from_file(song["audio_path"], song["song_id"], song.get("lyrics") or ""))
         return by_backend
 
-    def _generated_scores(self, data: InteractionData) -> dict[str, dict[str, float]]:
+    def _generated_scores(self, dataset: SongDataset) -> dict[str, dict[str, float]]:
         """Generated songs' taste scores, computed on the first evaluation and kept."""
         if self._generated is not None:
             return self._generated
+        data = dataset.interactions
         songs = self._generated_songs(data)
         users = sorted({u for per_user in songs.values() for u in per_user})[: self.num_users]
         if not users:
             raise ValueError(f"GenerativeComparison: no finished generated song of a known user in {self.manifest_dirs}")
         self._users = users
         judge = build_judge(self.judge_config, self.cache_dir)
-        self._taste = TastePanel(data, self.cache_dir, judge, self.reference_songs, self.seed)
+        self._taste = TastePanel(dataset, self.cache_dir, judge, self.reference_songs, self.seed)
         self._taste.prepare(sorted({int(i) for u in users for i in data.train[u].indices}))
         self._generated = {name: self._score(per_user) for name, per_user in songs.items()}
         return self._generated
 
-    def _model_scores(self, pl_module: L.LightningModule, data: InteractionData) -> dict[str, float]:
-        model = EmbeddingRecommender(self.embedder.embed(pl_module, data))
+    def _model_scores(self, pl_module: L.LightningModule, dataset: SongDataset) -> dict[str, float]:
+        data = dataset.interactions
+        model = EmbeddingRecommender(self.embedder.embed(pl_module, dataset, data.warm_songs))
         model.fit(training_only(data))
         tops = dict(zip(self._users, top_k(model.score, data, np.array(self._users), self.k, split="val")))
         self._taste.prepare(sorted({int(i) for ids in tops.values() for i in ids}))

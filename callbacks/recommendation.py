@@ -5,27 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import lightning as L
 import numpy as np
-import torch
-import torch.nn.functional as F
 from lightning.pytorch.loggers import WandbLogger
 
 from callbacks.periodic import PeriodicEvaluation
-from songdata.interactions import InteractionData
+from configs import default_baselines
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES
-from songdata.shards import iter_shard_songs
-from lightning_modules.song_embeddings import embed_catalog, embed_lyrics_catalog, fuse_embeddings
+from lightning_modules.song_embeddings import SongEmbedder
 from recommenders.base import Recommender, training_only
 from recommenders.embedding import EmbeddingRecommender
-from recommenders.matrix_factorization import ALSRecommender
-from recommenders.popularity import PopularityRecommender
-from recommenders.word2vec import Word2VecRecommender
+from songdata import InteractionData, SongDataset
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +50,16 @@ class RecommendationEvaluation(PeriodicEvaluation):
 
     Args:
         every_n_epochs: Run on every N-th validation run (the sanity check does not count).
-        baselines: Recommenders to compare with; default popularity, ALS and Word2Vec with
-            their default settings. Fitted on the training split the first time they are needed.
+        baselines: Recommenders to compare with; default those of `configs/baselines.yaml` (where
+            their settings live). Fitted on the training split the first time they are needed.
         metrics: Metric keys to log, e.g. "ndcg@10" (recall, precision, ndcg, map, hit, mrr or coverage @ K).
         fuse: Embed songs from their `audio`, their `lyrics`, or `both`.
         name: Name of the model being trained in the metric keys.
         whole_songs: Embed whole songs (every segment) instead of one centre crop.
         max_cached_mb: Most memory kept for decoded crops; above it they are decoded again each time.
         batch_size: Crops embedded at once.
-        data_root: Dataset folder; default the datamodule's `root`. Centre crops are read through
-            the datamodule's `shard_url_template` when it has one (shards in object storage), else
-            from the folder's shards (as `whole_songs` always is).
+
+    The songs and interactions are the datamodule's `dataset` (shards read where it reads them).
     """
 
     def __init__(
@@ -80,7 +72,6 @@ class RecommendationEvaluation(PeriodicEvaluation):
         whole_songs: bool = False,
         max_cached_mb: int = 1024,
         batch_size: int = 128,
-        data_root: str | None = None,
     ) -> None:
         super().__init__(every_n_epochs)
         bad = [key for key in metrics if not METRIC_KEY.match(key)]
@@ -89,41 +80,27 @@ class RecommendationEvaluation(PeriodicEvaluation):
                 f"RecommendationEvaluation: metrics {bad or metrics} are not keys like 'ndcg@10' "
                 f"(metric in {list(METRIC_NAMES) + ['coverage']})"
             )
-        self.baselines = list(baselines) if baselines is not None else [
-            PopularityRecommender(), ALSRecommender(), Word2VecRecommender()
-        ]
+        self.baselines = list(baselines) if baselines is not None else default_baselines()
         taken = [b.name for b in self.baselines]
         if name in taken or len(set(taken)) < len(taken):
             raise ValueError(f"RecommendationEvaluation: model names must differ; name={name!r}, baselines: {taken}")
         self.metrics, self.fuse, self.name = list(metrics), fuse, name
         self.ks = sorted({int(METRIC_KEY.match(key).group(2)) for key in metrics})
-        self.whole_songs, self.max_cached_mb, self.batch_size = whole_songs, max_cached_mb, batch_size
-        self.data_root = data_root
-        self._data: InteractionData | None = None
+        self.whole_songs = whole_songs
+        self.embedder = SongEmbedder(
+            fuse, crop="whole" if whole_songs else "centre", batch_segments=batch_size,
+            max_cached_mb=0 if whole_songs else max_cached_mb, show_progress=whole_songs,
+        )
         self._baseline_results: dict[str, SliceResult] | None = None
-        self._crops: list[tuple[np.ndarray, torch.Tensor]] | None = None
-        self._shard_url_template: str | None = None
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         clock = time.perf_counter()
-        data = self._load(trainer)
-        results = {**self._baselines(data), self.name: self._evaluate_model(pl_module, data)}
+        dataset = trainer_dataset(trainer, type(self).__name__)
+        data = dataset.interactions
+        results = {**self._baselines(data), self.name: self._evaluate_model(pl_module, dataset)}
         self._log(trainer, results, time.perf_counter() - clock)
 
-    # ---- data and models ------------------------------------------------------------------
-    def _load(self, trainer: L.Trainer) -> InteractionData:
-        if self._data is None:
-            root = self.data_root or getattr(trainer.datamodule, "root", None)
-            if root is None:
-                raise ValueError(
-                    "RecommendationEvaluation: no dataset folder: the trainer has no datamodule with a `root`; "
-                    "set data_root"
-                )
-            self._data = InteractionData.load(root)
-            hparams = getattr(trainer.datamodule, "hparams", {})
-            self._shard_url_template = hparams.get("shard_url_template")
-        return self._data
-
+    # ---- models ---------------------------------------------------------------------------
     def _baselines(self, data: InteractionData) -> dict[str, SliceResult]:
         if self._baseline_results is None:
             self._baseline_results = {}
@@ -141,62 +118,18 @@ class RecommendationEvaluation(PeriodicEvaluation):
             model.score, data, "val", "warm", self.ks, n_bootstrap=0, model=model.name, show_progress=False
         )
 
-    def _evaluate_model(self, pl_module: L.LightningModule, data: InteractionData) -> SliceResult:
-        model = EmbeddingRecommender(self.embed(pl_module, data))
+    def _evaluate_model(self, pl_module: L.LightningModule, dataset: SongDataset) -> SliceResult:
+        model = EmbeddingRecommender(self.embed(pl_module, dataset))
         model.name = self.name
+        data = dataset.interactions
         return self._evaluate(model.fit(training_only(data)), data)
 
-    # ---- embeddings -----------------------------------------------------------------------
-    @torch.no_grad()
-    def embed(self, pl_module: L.LightningModule, data: InteractionData) -> np.ndarray:
-        """[n_songs, D] embeddings of the warm songs with the current model; zero rows for cold songs."""
+    def embed(self, pl_module: L.LightningModule, dataset: SongDataset) -> np.ndarray:
+        """[n_songs, D] embeddings with the current model: every song with `whole_songs`, else the warm songs
+        (zero rows for cold songs, which validation never ranks)."""
         if self.whole_songs:
-            return embed_catalog(pl_module, data.root, data.catalog, self.fuse)
-        warm = np.setdiff1d(np.arange(data.n_songs), data.cold_songs)
-        dim = pl_module.hparams.embed_dim
-        audio = lyrics = None
-        if self.fuse != "lyrics":
-            audio = np.zeros((data.n_songs, dim), dtype=np.float32)
-            for songs, crops in self._crop_batches(data.root, warm, _segment_length(pl_module)):
-                audio[songs] = pl_module.embed_audio(crops).float().cpu().numpy()
-        if self.fuse != "audio":
-            lyrics = np.zeros((data.n_songs, dim), dtype=np.float32)
-            lyrics[warm] = embed_lyrics_catalog(pl_module, data.catalog.iloc[warm])
-        return fuse_embeddings(audio, lyrics)
-
-    def _crop_batches(self, root: Path, songs: np.ndarray, length: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """(song indices, [n, length] centre crops) in batches; kept after the first pass if they fit the budget."""
-        if self._crops is not None:
-            yield from self._crops
-            return
-        cache: list | None = []
-        wanted = set(songs.tolist())
-        batch_songs, batch_crops, cached_bytes = [], [], 0
-        for song, wave in iter_shard_songs(root, self._shard_url_template):
-            if song not in wanted:
-                continue
-            batch_songs.append(song)
-            batch_crops.append(_centre_crop(wave, length))
-            if len(batch_songs) == self.batch_size:
-                batch = (np.array(batch_songs), torch.stack(batch_crops))
-                batch_songs, batch_crops = [], []
-                cache, cached_bytes = self._keep(cache, batch, cached_bytes)
-                yield batch
-        if batch_songs:
-            batch = (np.array(batch_songs), torch.stack(batch_crops))
-            cache, cached_bytes = self._keep(cache, batch, cached_bytes)
-            yield batch
-        self._crops = cache
-
-    def _keep(self, cache: list | None, batch: tuple, cached_bytes: int) -> tuple[list | None, int]:
-        if cache is None:
-            return None, cached_bytes
-        cached_bytes += batch[1].numel() * batch[1].element_size()
-        if cached_bytes > self.max_cached_mb * 2**20:
-            log.info("RecommendationEvaluation: crops exceed max_cached_mb=%d; decoding them each time",
-                     self.max_cached_mb)
-            return None, cached_bytes
-        return cache + [batch], cached_bytes
+            return self.embedder.embed(pl_module, dataset)
+        return self.embedder.embed(pl_module, dataset, dataset.interactions.warm_songs)
 
     # ---- logging --------------------------------------------------------------------------
     def _log(self, trainer: L.Trainer, results: dict[str, SliceResult], seconds: float) -> None:
@@ -218,14 +151,9 @@ class RecommendationEvaluation(PeriodicEvaluation):
         log.info("epoch %d, validation (warm songs): %s (%.1f s)", epoch, summary, seconds)
 
 
-def _segment_length(pl_module: L.LightningModule) -> int:
-    return int(round(pl_module.hparams.segment_seconds * pl_module.hparams.sample_rate))
-
-
-def _centre_crop(wave: np.ndarray, length: int) -> torch.Tensor:
-    """The middle `length` samples (zero-padded at the end when the song is shorter)."""
-    wave_t = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-    if len(wave_t) < length:
-        return F.pad(wave_t, (0, length - len(wave_t)))
-    start = (len(wave_t) - length) // 2
-    return wave_t[start : start + length]
+def trainer_dataset(trainer: L.Trainer, owner: str) -> SongDataset:
+    """The dataset the trainer's datamodule opened (`MusicDataModule.dataset`)."""
+    dataset = getattr(trainer.datamodule, "dataset", None)
+    if not isinstance(dataset, SongDataset):
+        raise ValueError(f"{owner}: the trainer has no datamodule with a `dataset` (train with MusicDataModule)")
+    return dataset

@@ -4,45 +4,33 @@ from __future__ import annotations
 
 import logging
 import math
-import tarfile
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import lightning as L
-import numpy as np
-import pandas as pd
-import torch
 import webdataset as wds
 
-from songdata.dataset import load_dataset
-from songdata.interactions import similarity_matrix
 from datamodules.pipeline import SegmentSpec, eval_pipeline, train_pipeline
-from songdata.shards import SHARDS_DIR, read_index
+from songdata import SongDataset
 
 log = logging.getLogger(__name__)
-
-
-def resolve_data_root(root: str | Path | None) -> Path:
-    """`None` means the embedded demo world, built on first use."""
-    if root is None:
-        from prepare.demo import ensure_demo_world
-
-        return ensure_demo_world()
-    return Path(root)
 
 
 class MusicDataModule(L.LightningDataModule):
     """Song segments and lyrics from webdataset shards.
 
+    The dataset folder is opened once, in `setup`, as `self.dataset` (a `SongDataset`): the callbacks
+    and the model read songs, interactions and similarity from there.
+
     Args:
-        root: Dataset folder built by `prepare_data.py`; empty means the demo world (built on first use).
+        root: Dataset folder built by `prepare_data.py`. `train.py` opens the demo world (built on
+            first use) when it is empty.
         batch_size: Songs per batch on each device.
         num_workers: Loader processes per device.
         segment_seconds: Length of each of the two segments cut from a song.
         shuffle_buffer: Samples held in the training shuffle buffer.
         require_lyrics: Drop (and count) songs without lyrics.
-        shard_url_template: Read shards from here instead of `root/shards`: a URL with `{name}` for the
+        shard_url_template: Read shards from here instead of the dataset folder: a URL with `{name}` for the
             shard file name, e.g. `/scratch/set/{name}` or `pipe:aws s3 cp s3://bucket/set/{name} -`.
         seed: Seed of the training stream.
     """
@@ -62,45 +50,29 @@ class MusicDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.spec = SegmentSpec(segment_seconds, require_lyrics)
         self.skipped: Counter = Counter()
-        self.root: Path | None = None
-        self.index: dict = {}
-        self.similarity = None
-        self.dataset = None
+        self.dataset: SongDataset | None = None
         self._resumed_epochs = 0
 
-    def prepare_data(self) -> None:
-        resolve_data_root(self.hparams.root)
-
     def setup(self, stage: str | None = None) -> None:
-        self.root = resolve_data_root(self.hparams.root)
-        self.index = read_index(self.root)
-        dataset = load_dataset(self.root, require_splits=False)
-        self.dataset = dataset  # the model resolves its WNS similarity from it
-        self.catalog = dataset.catalog
-        if dataset.similarity is not None:
-            self.similarity = similarity_matrix(dataset.similarity, pd.Index(dataset.catalog["song_id"]))
-        log.info(
-            "%s: %d songs; WNS similarity from %s",
-            self.root,
-            len(self.catalog),
-            "similarity.parquet" if self.similarity is not None else "lyric embeddings (no similarity.parquet)",
+        if self.dataset is not None:
+            return
+        if not self.hparams.root:
+            raise ValueError("MusicDataModule: no dataset folder; set data.root (train.py defaults to the demo world)")
+        self.dataset = SongDataset(
+            self.hparams.root, require_splits=False, shard_url_template=self.hparams.shard_url_template
         )
+        if not self.dataset.has_audio:
+            raise FileNotFoundError(f"{self.dataset.root}: no audio shards (shards/index.json); training needs them")
+        log.info("%s: %d songs, %d training songs in shards", self.dataset.root, len(self.dataset.catalog),
+                 self.dataset.num_samples("train"))
 
     # ---- shards -------------------------------------------------------------------------
     def urls(self, split: str) -> list[str]:
         """Shard URLs of a split; local shards are checked so a missing one is named up front."""
-        names = [entry["url"] for entry in self.index["splits"].get(split, []) if entry["count"] > 0]
-        template = self.hparams.shard_url_template
-        if template:
-            return [template.format(name=name) for name in names]
-        urls = [str(self.root / SHARDS_DIR / name) for name in names]
-        for url in urls:
-            if not tarfile.is_tarfile(url):
-                raise FileNotFoundError(f"{url}: shard missing or not a tar file")
-        return urls
+        return self.dataset.shard_urls(split)
 
     def num_samples(self, split: str) -> int:
-        return sum(entry["count"] for entry in self.index["splits"].get(split, []))
+        return self.dataset.num_samples(split)
 
     def _world(self) -> tuple[int, int]:
         if self.trainer is None:
@@ -164,12 +136,3 @@ class MusicDataModule(L.LightningDataModule):
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         self.skipped.update(batch.pop("skipped", {}))
         return batch
-
-    def similarity_lookup(self, rows: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor | None:
-        """External similarity of songs `rows` to songs `cols` (default: `rows`), `[len(rows), len(cols)]`
-        in [0, 1]; None without a similarity file."""
-        if self.similarity is None:
-            return None
-        cols = rows if cols is None else cols
-        block = self.similarity[rows.detach().cpu().numpy()][:, cols.detach().cpu().numpy()]
-        return torch.from_numpy(block.toarray().astype(np.float32)).to(rows.device)

@@ -45,7 +45,7 @@ class UserScores:
     values: np.ndarray
 
     @classmethod
-    def from_result(cls, result, metric: str) -> "UserScores":
+    def from_result(cls, result, metric: str) -> UserScores:
         """From an `evaluation.evaluator.SliceResult`."""
         if metric not in result.per_user:
             raise KeyError(f"{result.model}/{result.slice}: no per-user '{metric}'; have {sorted(result.per_user)}")

@@ -24,16 +24,17 @@ chunk is scored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from songdata.interactions import InteractionData
 from evaluation.metrics import bootstrap_ci, metric_keys, ranking_metrics
+from songdata.interactions import InteractionData
 
 if TYPE_CHECKING:
     from recommenders.base import Recommender
@@ -143,7 +144,7 @@ def evaluate_scorer(
 
 
 def evaluate_recommender(
-    recommender: "Recommender",
+    recommender: Recommender,
     data: InteractionData,
     split: Split = "test",
     slices: Sequence[Slice] = ("warm", "cold"),

@@ -45,7 +45,7 @@ from evaluation.taste_results import (
     summarise_stage,
     summarise_users,
 )
-from songdata.interactions import InteractionData
+from songdata import InteractionData, SongDataset
 from taste import TasteSong
 from taste.novelty import nearest_history
 
@@ -121,13 +121,13 @@ def reference_rows(data: InteractionData, users: list[int], k: int, seed: int) -
     return rows
 
 
-def _generate(config: GenerativeConfig, data: InteractionData, users: list[int], out: Path, cache: Path):
+def _generate(config: GenerativeConfig, dataset: SongDataset, users: list[int], out: Path, cache: Path):
     from generative import generate_for_users, load_config
 
     generated, counts = {}, {}
     for backend in config.backends:
         args = ["--generator.backend", backend, "--generator.cache_dir", str(cache), *config.generate_args]
-        run = generate_for_users(data, users, load_config(args, config.generate_config), out / "generated" / backend)
+        run = generate_for_users(dataset, users, load_config(args, config.generate_config), out / "generated" / backend)
         generated[backend], counts[backend] = run.songs, run.counts
     return generated, counts
 
@@ -143,19 +143,20 @@ def _generated_candidates(data: InteractionData, users: list[int], songs: list[d
 
 
 def run_generative_stage(
-    config: GenerativeConfig, data: InteractionData, models: dict, out: Path, seed: int, n_bootstrap: int,
+    config: GenerativeConfig, dataset: SongDataset, models: dict, out: Path, seed: int, n_bootstrap: int,
     show_progress: bool = False,
 ) -> StageResult:
     """Generate (or reuse) songs for seeded test users; score them, the reference rows and every model's top-k."""
     clock, cpu = time.perf_counter(), time.process_time()
+    data = dataset.interactions
     users = stage_users(data, config.num_users, seed)
     cache = Path(config.cache_dir) if config.cache_dir else out / "cache"
-    generated, counts = _generate(config, data, users, out, cache)
+    generated, counts = _generate(config, dataset, users, out, cache)
     generated_at = time.perf_counter()
     catalog_rows = reference_rows(data, users, config.k, seed)
     for name, model in models.items():
         catalog_rows[name] = dict(zip(users, top_k(model.score, data, np.array(users), config.k)))
-    panel = TastePanel(data, cache, build_judge(config.judge, cache), config.reference_songs, seed, show_progress)
+    panel = TastePanel(dataset, cache, build_judge(config.judge, cache), config.reference_songs, seed, show_progress)
     needed = {int(i) for per_user in catalog_rows.values() for ids in per_user.values() for i in ids}
     needed |= {int(i) for u in users for i in data.test[u].indices}
     needed |= {int(i) for u in users for i in data.train[u].indices}  # history reference and novelty

@@ -10,55 +10,44 @@ scores of generated songs, say) can sit between evaluation and reporting:
 3. `evaluation.generative_stage` (with `generative.enabled`): `midi_similarity` and
    `lyric_relevance` of every model's top-k join its warm row's "metrics" and "ci95"; generators
    get rows of their own, slice "generated" (every writer takes its columns from the rows);
-4. `write_reports`: leaderboard.{json,csv,md} and run.json; plots; `log_to_wandb`.
+4. `write_reports`: leaderboard.{json,csv,md} and run.json; plots; `log_leaderboard` (W&B).
 
-Row contract of leaderboard.json (other tools read it), a list of::
-
-    {"model": str, "slice": "warm" | "cold" | "generated", "n_users": int,
-     "metrics": {"recall@10": float, "precision@10": float, "ndcg@10": float, ...},
-     "ci95": {"recall@10": [lo, hi], ...},
-     "note": str}            # only on rows that hold no numbers
-
-A row with a note has empty metrics and ci95 and n_users 0: the model cannot rank the slice
-(collaborative filtering on cold-start songs), the slice has no user in the split, or the model was
-skipped. NaN is written as null; floats are rounded to 6 decimals and keys sorted, so the same
-seed gives a byte-identical file. Run metadata (paths, time, timings) goes to run.json.
+Rows and the files written from them: `evaluation.reports` (the row contract of leaderboard.json);
+W&B: `evaluation.wandb_report`; which checkpoints: `evaluation.checkpoints`. Run metadata (paths,
+time, timings) goes to run.json.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
 
-from songdata.interactions import InteractionData
-from datamodules.music import resolve_data_root
-from songdata.shards import SHARDS_DIR
 from evaluation import plots
+from evaluation.checkpoints import find_checkpoints, latest_checkpoint, run_name_of
 from evaluation.comparisons import Pair, write_single_run_comparisons
 from evaluation.evaluator import evaluate_scorer
-from evaluation.generative_stage import TASTE_METRICS, GenerativeConfig, add_taste_metrics, run_generative_stage
+from evaluation.generative_stage import GenerativeConfig, add_taste_metrics, run_generative_stage
 from evaluation.metrics import METRIC_NAMES, metric_keys
+from evaluation.reports import SLICES, Report, has_ci, note_row, result_row, sort_rows, write_reports
+from evaluation.wandb_report import log_leaderboard
 from recommenders.base import Recommender, training_only
 from recommenders.embedding import EmbeddingRecommender
 from recommenders.hybrid import HybridRecommender
+from songdata import InteractionData, SongDataset
 
 log = logging.getLogger(__name__)
 
-SLICES = ("warm", "cold")
 CANNOT_RANK_COLD = "cannot rank cold-start songs: no training interactions"
-DECIMALS = 6
 
 
 @dataclass
@@ -90,16 +79,6 @@ class FittedModels:
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    """What a run wrote: the sorted rows, the Markdown table, the folder and its files."""
-
-    rows: list[dict]
-    markdown: str
-    out: Path
-    files: list[Path]
 
 
 class Leaderboard:
@@ -186,47 +165,47 @@ class Leaderboard:
             raise ValueError(f"Leaderboard: hybrid.base={self.hybrid.base!r} names no baseline; baselines: {names}")
 
     def run(
-        self, data_root: str | Path | None = None, out: str | Path | None = None,
-        checkpoints: Sequence[str | Path] | None = None,
+        self, dataset: SongDataset, out: str | Path | None = None, checkpoints: Sequence[str | Path] | None = None,
     ) -> Report:
-        """Evaluate on `data_root` (default: the demo world) and write reports to `out` (default `reports/<dataset>`).
+        """Evaluate on `dataset` and write reports to `out` (default `reports/<dataset name>`).
 
         Without `checkpoints`, the latest checkpoint of each of `run_dirs` is used.
         """
-        started, clock = datetime.now(timezone.utc), time.perf_counter()
+        started, clock = datetime.now(UTC), time.perf_counter()
         L.seed_everything(self.seed, verbose=False)
-        root = resolve_data_root(data_root)
-        data = InteractionData.load(root)
-        out = Path(out) if out else default_out(root)
+        data = dataset.interactions
+        out = Path(out) if out else default_out(dataset)
         discovered = checkpoints is None
         checkpoints = find_checkpoints(self.run_dirs) if discovered else [Path(c) for c in checkpoints]
-        fitted = self.fit(data, checkpoints, discovered)
+        fitted = self.fit(dataset, checkpoints, discovered)
         results: list = []
         rows, eval_seconds = evaluate_models(
             fitted.models, data, self.ks, self.n_bootstrap, self.seed, self.show_progress, self.split, results
         )
         stage = None
-        has_audio = (root / "shards" / "index.json").exists()
-        if self.generative.enabled and not has_audio:
+        if self.generative.enabled and not dataset.has_audio:
             fitted.notes.append("generative stage skipped: the dataset has no audio shards to score by taste")
-        if self.generative.enabled and has_audio:
+        if self.generative.enabled and dataset.has_audio:
             stage = run_generative_stage(
-                self.generative, data, fitted.models, out, self.seed, self.n_bootstrap, self.show_progress
+                self.generative, dataset, fitted.models, out, self.seed, self.n_bootstrap, self.show_progress
             )
             rows = add_taste_metrics(rows, stage)
         rows += [note_row(name, s, f"skipped: {why}") for name, why in fitted.skipped.items() for s in SLICES]
         rows = sort_rows(rows, self.primary_metric)
         split = {"test": "test", "val": "validation"}[self.split]
-        title = f"Leaderboard: {root.resolve().name} ({split} split, sorted by {self.primary_metric})"
+        title = f"Leaderboard: {dataset.name} ({split} split, sorted by {self.primary_metric})"
         report = write_reports(rows, out, self.primary_metric, self.report_metrics, title)
         report.files += write_single_run_comparisons(results, self.comparisons, out, self.seed)
         notes = fitted.notes + [f"{name} skipped: {why}" for name, why in fitted.skipped.items()]
         report.files += self.plots(rows, fitted, data, out, notes)
-        wandb_dir = self.log_to_wandb(report, root, stage.table if stage else None) if self.use_wandb else None
+        wandb_dir = None
+        if self.use_wandb:
+            wandb_dir = log_leaderboard(report, dataset, self.wandb_project, self.settings(), self.report_metrics,
+                                        stage.table if stage else None)
         timings = {name: {"fit_s": round(fitted.seconds.get(name, 0.0), 3), "eval_s": round(s, 3)}
                    for name, s in eval_seconds.items()}
         meta = {
-            "dataset": str(root.resolve()), "out": str(out.resolve()), "started": started.isoformat(),
+            "dataset": str(dataset.root.resolve()), "out": str(out.resolve()), "started": started.isoformat(),
             "seconds": round(time.perf_counter() - clock, 3), "checkpoints": fitted.checkpoints,
             "notes": notes, "timings": timings, "wandb": wandb_dir, "settings": self.settings(),
             "files": sorted(p.name for p in report.files),
@@ -237,19 +216,18 @@ class Leaderboard:
         return report
 
     # ---- stage 1: fit ---------------------------------------------------------------------
-    def fit(self, data: InteractionData, checkpoints: Sequence[Path], discovered: bool = False) -> FittedModels:
-        """Baselines, then content models, then hybrids; all fitted through `training_only(data)`.
+    def fit(self, dataset: SongDataset, checkpoints: Sequence[Path], discovered: bool = False) -> FittedModels:
+        """Baselines, then content models, then hybrids; all fitted through `training_only(dataset.interactions)`.
 
         With `discovered`, a checkpoint that a running training has replaced since it was found
         is swapped for that run's latest one.
         """
         fitted = FittedModels()
-        train = training_only(data)
-        has_audio = data.root is not None and (Path(data.root) / SHARDS_DIR / "index.json").exists()
+        train = training_only(dataset.interactions)
         for baseline in self.baselines:
             name = unique_name(baseline.name, fitted.models)
             baseline.name = name
-            if baseline.needs_audio and not has_audio:
+            if baseline.needs_audio and not dataset.has_audio:
                 log.warning("%s skipped: the dataset has no audio shards", name)
                 fitted.skipped[name] = "the dataset has no audio shards"
                 continue
@@ -259,7 +237,7 @@ class Leaderboard:
                 newer = latest_checkpoint(Path(checkpoint).parents[1])
                 log.warning("%s was replaced while evaluating; using %s", checkpoint, newer)
                 checkpoint = newer or checkpoint
-            self._fit_content(Path(checkpoint), train, fitted)
+            self._fit_content(Path(checkpoint), dataset, fitted)
         if self.hybrid.enabled:
             base = fitted.models[self.hybrid.base]
             for name in list(fitted.embeddings):
@@ -271,23 +249,23 @@ class Leaderboard:
                 fitted.models[hybrid.name] = _timed_fit(hybrid, train, fitted.seconds)
         return fitted
 
-    def _fit_content(self, checkpoint: Path, train: InteractionData, fitted: FittedModels) -> None:
+    def _fit_content(self, checkpoint: Path, dataset: SongDataset, fitted: FittedModels) -> None:
         """A content model from a checkpoint; its song embeddings are kept for the embedding map."""
         name = unique_name(run_name_of(checkpoint), fitted.models, suffix=checkpoint.stem)
         fitted.checkpoints[name] = str(checkpoint)
-        reason = content_unavailable(train, self.fuse)
+        reason = content_unavailable(dataset, self.fuse)
         if reason:
             log.warning("%s (%s) skipped: %s", name, checkpoint, reason)
             fitted.skipped[name] = reason
             return
         clock = time.perf_counter()
-        embeddings, skipped = content_embeddings(checkpoint, train, self.fuse, self.device, name)
+        embeddings, skipped = content_embeddings(checkpoint, dataset, self.fuse, self.device, name)
         if skipped:
             reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped.items()))
             fitted.notes.append(f"{name}: songs without an audio embedding, by reason ({reasons})")
         model = EmbeddingRecommender(embeddings)  # a ContentRecommender whose embeddings are already computed
         model.name = name
-        fitted.models[name] = model.fit(train)
+        fitted.models[name] = model.fit(training_only(dataset.interactions))
         fitted.embeddings[name] = embeddings
         fitted.seconds[name] = time.perf_counter() - clock
 
@@ -298,7 +276,7 @@ class Leaderboard:
         """recall_at_k.png, metrics_ci.png and (with a content model) embedding_map.png; a skipped plot adds a note."""
         files = [
             plots.recall_at_k(rows, self.ks, out / "recall_at_k.png"),
-            plots.metrics_ci(rows, [m for m in self.report_metrics if _has_ci(rows, m)], out / "metrics_ci.png"),
+            plots.metrics_ci(rows, [m for m in self.report_metrics if has_ci(rows, m)], out / "metrics_ci.png"),
         ]
         if not fitted.embeddings:
             notes.append("embedding_map.png not drawn: no content model")
@@ -313,35 +291,6 @@ class Leaderboard:
                                          self.embedding_map, self.seed))
         return files
 
-    def log_to_wandb(self, report: Report, root: Path, taste_table: list[dict] | None = None) -> str:
-        """The leaderboard as a `wandb.Table`, the plots as `wandb.Image`s, report metrics in the summary.
-
-        With the generative stage, also `generative/songs`: each generated song (audio player, lyrics)
-        beside the top-k recommendations of every model for the same user, with both taste scores.
-        """
-        import wandb
-
-        from lightning_modules.cli import default_wandb_offline
-
-        default_wandb_offline()
-        run = wandb.init(
-            project=self.wandb_project, name=f"eval-{root.resolve().name}", job_type="evaluate",
-            dir=str(report.out), config={"dataset": str(root.resolve()), **self.settings()},
-        )
-        try:
-            columns = ["model", "slice", "n_users", "note", *metric_columns(report.rows)]
-            table = wandb.Table(columns=columns, data=[_flat(row, columns) for row in report.rows])
-            images = {f"plots/{p.stem}": wandb.Image(str(p)) for p in report.files if p.suffix == ".png"}
-            extra = {"generative/songs": _taste_table(wandb, taste_table)} if taste_table else {}
-            run.log({"leaderboard": table, **images, **extra})
-            for row in report.rows:
-                for metric in self.report_metrics:
-                    if row["metrics"].get(metric) is not None:
-                        run.summary[f"{row['model']}/{row['slice']}/{metric}"] = row["metrics"][metric]
-            return str(Path(run.dir).parent)
-        finally:
-            run.finish()
-
     def settings(self) -> dict:
         """The settings as plain values, for run.json and the W&B config."""
         return {
@@ -354,75 +303,33 @@ class Leaderboard:
         }
 
 
-def _taste_table(wandb, entries: list[dict]):
-    """Generated songs (with players) and recommended songs (no audio file) side by side, per user."""
-    columns = ["user_id", "source", "rank", "song", "audio", "lyrics", *TASTE_METRICS]
-    data = [
-        [e["user_id"], e["source"], e["rank"], e["song"], wandb.Audio(e["audio_path"]) if e["audio_path"] else None,
-         e["lyrics"], *(e[m] for m in TASTE_METRICS)]
-        for e in sorted(entries, key=lambda e: (e["user_id"], not e["source"].startswith("generated-"), e["source"]))
-    ]
-    return wandb.Table(columns=columns, data=data)
-
-
-def default_out(root: Path) -> Path:
+def default_out(dataset: SongDataset) -> Path:
     """`reports/<dataset folder name>`: where a leaderboard goes unless told otherwise."""
-    return Path("reports") / root.resolve().name
+    return Path("reports") / dataset.name
 
 
-# ---- checkpoints and content models -------------------------------------------------------
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest `best-*.ckpt` of a run, else its `last.ckpt`, else None."""
-    folder = Path(run_dir) / "checkpoints"
-    best = sorted(folder.glob("best-*.ckpt"), key=lambda p: (p.stat().st_mtime, p.name))
-    if best:
-        return best[-1]
-    last = folder / "last.ckpt"
-    return last if last.is_file() else None
-
-
-def find_checkpoints(run_dirs: Sequence[str | Path]) -> list[Path]:
-    """The latest checkpoint of each run folder that has one; says which it uses."""
-    found = []
-    for run_dir in run_dirs:
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is None:
-            log.warning("%s: no checkpoints/best-*.ckpt or checkpoints/last.ckpt; no content model from it", run_dir)
-        else:
-            log.info("using %s for %s", checkpoint, run_name_of(checkpoint))
-            found.append(checkpoint)
-    return found
-
-
-def run_name_of(checkpoint: str | Path) -> str:
-    from recommenders.content import run_name_of as name_of  # imports the model code only when needed
-
-    return name_of(checkpoint)
-
-
-def content_unavailable(data: InteractionData, fuse: str) -> str | None:
+# ---- content models ----------------------------------------------------------------------
+def content_unavailable(dataset: SongDataset, fuse: str) -> str | None:
     """Why content models cannot run on this dataset with this `fuse`, or None when they can."""
-    has_lyrics = bool(data.catalog["lyrics"].fillna("").astype(str).str.strip().ne("").any())
-    if data.root is None:
-        return "the interactions were not loaded from a dataset folder"
+    has_lyrics = bool(dataset.catalog["lyrics"].fillna("").astype(str).str.strip().ne("").any())
     if fuse == "lyrics":
         return None if has_lyrics else "fuse is 'lyrics' but the catalog has no lyrics"
-    if not (Path(data.root) / SHARDS_DIR / "index.json").exists():
+    if not dataset.has_audio:
         hint = "set fuse: lyrics to rank by lyrics alone" if has_lyrics else "and the catalog has no lyrics either"
         return f"the dataset has no audio shards and fuse is {fuse!r}; {hint}"
     return None
 
 
 def content_embeddings(
-    checkpoint: Path, data: InteractionData, fuse: str, device: str, name: str
+    checkpoint: Path, dataset: SongDataset, fuse: str, device: str, name: str
 ) -> tuple[np.ndarray, dict[str, int]]:
     """[n_songs, D] song embeddings of a SimSong checkpoint (the slow part, done once per model), and the
     count of songs without an audio embedding per reason (unreadable shard data, undecodable audio, ...)."""
     from recommenders.content import ContentRecommender
 
-    log.info("%s: embedding %d songs with %s (%s, %s)", name, data.n_songs, checkpoint, fuse, device)
+    log.info("%s: embedding %d songs with %s (%s, %s)", name, len(dataset.catalog), checkpoint, fuse, device)
     recommender = ContentRecommender(str(checkpoint), fuse=fuse, name=name, device=device)
-    return recommender.song_embeddings_for(data), dict(recommender.skipped)
+    return recommender.song_embeddings_for(training_only(dataset.interactions)), dict(recommender.skipped)
 
 
 def unique_name(name: str, taken: dict, suffix: str | None = None) -> str:
@@ -471,113 +378,3 @@ def evaluate_models(
                             note_row(name, slice_name, f"no {split} user has a {slice_name} song"))
         seconds[name] = time.perf_counter() - clock
     return rows, seconds
-
-
-def result_row(result) -> dict:
-    """A leaderboard row from an `evaluation.evaluator.SliceResult`."""
-    return {
-        "model": result.model,
-        "slice": result.slice,
-        "n_users": int(result.n_users),
-        "metrics": {key: _number(value) for key, value in result.metrics.items()},
-        "ci95": {key: [_number(lo), _number(hi)] for key, (lo, hi) in result.ci95.items()},
-    }
-
-
-def note_row(model: str, slice_name: str, note: str) -> dict:
-    """A row that holds no numbers, only why."""
-    return {"model": model, "slice": slice_name, "n_users": 0, "metrics": {}, "ci95": {}, "note": note}
-
-
-def _number(value: float) -> float | None:
-    value = float(value)
-    return round(value, DECIMALS) if math.isfinite(value) else None
-
-
-def sort_rows(rows: Sequence[dict], primary_metric: str) -> list[dict]:
-    """Warm before cold; within a slice best `primary_metric` first, rows without it last, then by name."""
-
-    def key(row: dict) -> tuple:
-        value = row["metrics"].get(primary_metric)
-        order = SLICES.index(row["slice"]) if row["slice"] in SLICES else len(SLICES)
-        return (order, value is None, -(value or 0.0), row["model"])
-
-    return sorted(rows, key=key)
-
-
-# ---- stage 4: write -----------------------------------------------------------------------
-def write_reports(
-    rows: list[dict], out: Path, primary_metric: str, report_metrics: Sequence[str], title: str
-) -> Report:
-    """leaderboard.json (the contract), .csv (flat, CI bounds as `<metric>_lo/_hi`) and .md."""
-    out.mkdir(parents=True, exist_ok=True)
-    markdown = to_markdown(rows, primary_metric, report_metrics, title)
-    files = {"leaderboard.json": to_json(rows), "leaderboard.csv": to_csv(rows), "leaderboard.md": markdown}
-    for name, text in files.items():
-        (out / name).write_text(text)
-    return Report(rows=list(rows), markdown=markdown, out=out, files=[out / name for name in files])
-
-
-def to_json(rows: Sequence[dict]) -> str:
-    return json.dumps(list(rows), indent=2, sort_keys=True, allow_nan=False) + "\n"
-
-
-def metric_columns(rows: Sequence[dict]) -> list[str]:
-    """Every metric key of the rows, in first-seen order."""
-    return list(dict.fromkeys(key for row in rows for key in row["metrics"]))
-
-
-def to_csv(rows: Sequence[dict]) -> str:
-    metrics = metric_columns(rows)
-    columns = ["model", "slice", "n_users", "note"]
-    for metric in metrics:
-        columns += [metric] + ([f"{metric}_lo", f"{metric}_hi"] if _has_ci(rows, metric) else [])
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if value is None else value for value in _flat(row, columns)])
-    return buffer.getvalue()
-
-
-def _flat(row: dict, columns: Sequence[str]) -> list:
-    values = []
-    for column in columns:
-        if column in ("model", "slice", "n_users", "note"):
-            values.append(row.get(column))
-        elif column.endswith(("_lo", "_hi")) and column[:-3] in row["ci95"]:
-            values.append((row["ci95"][column[:-3]] or [None, None])[column.endswith("_hi")])
-        else:
-            values.append(row["metrics"].get(column))
-    return values
-
-
-def _has_ci(rows: Sequence[dict], metric: str) -> bool:
-    return any(metric in row["ci95"] and None not in row["ci95"][metric] for row in rows)
-
-
-def to_markdown(rows: Sequence[dict], primary_metric: str, report_metrics: Sequence[str], title: str) -> str:
-    """One table per slice, rows in the given order (sort them first), the primary metric's CI beside it."""
-    taste = [m for m in TASTE_METRICS if any(m in row["metrics"] for row in rows)]
-    metrics = list(dict.fromkeys([primary_metric, *report_metrics, *taste]))
-    lines = [f"# {title}", ""]
-    for slice_name in dict.fromkeys(row["slice"] for row in rows):
-        chosen = [row for row in rows if row["slice"] == slice_name]
-        header = ["#", "model", *metrics, f"{primary_metric} 95% CI", "users", "note"]
-        lines += [f"## {slice_name} songs", "", _md_row(header), _md_row(["---"] * len(header))]
-        for rank, row in enumerate(chosen, 1):
-            bounds = row["ci95"].get(primary_metric) or [None, None]
-            ci = f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if None not in bounds else "—"
-            cells = [str(rank), row["model"], *(_md_number(row["metrics"].get(m)) for m in metrics), ci,
-                     str(row["n_users"]), row.get("note", "")]
-            lines.append(_md_row(cells))
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _md_number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
-def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"

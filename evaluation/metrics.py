@@ -21,7 +21,7 @@ Other libraries differ in places (checked in tests/test_metrics.py):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

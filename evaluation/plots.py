@@ -1,14 +1,15 @@
 """Leaderboard figures: Recall@K curves, metrics with confidence intervals, a map of song embeddings.
 
-Each function reads leaderboard rows (see `evaluation.leaderboard`) or arrays, writes one PNG and
+Each function reads leaderboard rows (see `evaluation.reports`) or arrays, writes one PNG and
 returns its path. matplotlib runs on the Agg backend: no display needed.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import matplotlib
 

@@ -12,9 +12,7 @@ training songs. A model that does not beat it has learnt to count, not to listen
 
 from __future__ import annotations
 
-import json
 import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ import pandas as pd
 import torch
 
 from prepare.importers.midi import read_midi
-from songdata.shards import read_index
+from songdata import SongDataset
 
 RECALL_AT = (1, 5, 10)
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
@@ -64,17 +62,9 @@ def summarise_ranks(ranks: torch.Tensor, prefix: str) -> dict[str, float]:
     return figures
 
 
-def split_song_indices(root: str | Path) -> dict[str, list[int]]:
-    """Catalog rows per shard split (from the shard files' names: `val-000000.tar` holds val songs)."""
-    root = Path(root)
-    rows: dict[str, list[int]] = {}
-    for split, entries in read_index(root)["splits"].items():
-        for entry in entries:
-            with tarfile.open(root / "shards" / entry["url"]) as tar:
-                for member in tar.getmembers():
-                    if member.name.endswith(".json"):
-                        rows.setdefault(split, []).append(int(json.loads(tar.extractfile(member).read())["song_index"]))
-    return {split: sorted(indices) for split, indices in rows.items()}
+def split_song_indices(dataset: SongDataset) -> dict[str, list[int]]:
+    """Catalog rows per shard split (the shards of `val` hold the val songs)."""
+    return {split: dataset.shard_songs(split).tolist() for split in dataset.shard_splits}
 
 
 def counting_baseline(

@@ -13,14 +13,14 @@ import copy
 import dataclasses
 import logging
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from evaluation.comparisons import bootstrap_seeds_users
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from recommenders.base import Recommender, training_only
-from songdata.dataset import SongDataset
+from songdata import SongDataset
 from songdata.interactions import InteractionData
 from songdata.splits import SplitConfig, split_interactions
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def resplit(dataset: SongDataset, seed: int) -> InteractionData:
     """The dataset's interactions split again with `seed` and the fractions its splits were made with."""
-    meta = dataset.split_meta
+    meta = dataset.tables.split_meta
     defaults = SplitConfig()
     config = SplitConfig(
         seed=seed,
@@ -37,8 +37,8 @@ def resplit(dataset: SongDataset, seed: int) -> InteractionData:
         test_fraction=meta.get("test_fraction", defaults.test_fraction),
         cold_fraction=meta.get("cold_fraction", defaults.cold_fraction),
     )
-    splits, split_meta = split_interactions(dataset.interactions, config)
-    return InteractionData.from_dataset(dataclasses.replace(dataset, splits=splits, split_meta=split_meta))
+    splits, split_meta = split_interactions(dataset.tables.interactions, config)
+    return InteractionData.from_tables(dataclasses.replace(dataset.tables, splits=splits, split_meta=split_meta))
 
 
 def evaluate_over_seeds(

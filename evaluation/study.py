@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.comparisons import Pair, UserScores, bootstrap_seeds_users, compare_pairs, comparisons_markdown, forest_plot
+from evaluation.comparisons import (
+    Pair,
+    bootstrap_seeds_users,
+    compare_pairs,
+    comparisons_markdown,
+    forest_plot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +227,7 @@ def log_study(plan: StudyPlan, rows: list[dict], comparisons: list[dict], plot: 
     """The comparisons as a `wandb.Table`, the forest plot as an image, each difference in the summary."""
     import wandb
 
-    from lightning_modules.cli import default_wandb_offline
+    from lightning_modules.wandb_runs import default_wandb_offline
 
     default_wandb_offline()
     run = wandb.init(project="simsong", name=f"study-{plan.name}", job_type="study", dir=str(out),

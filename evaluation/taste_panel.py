@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from songdata.interactions import InteractionData
+from songdata import SongDataset
 from taste import EmbeddingLyricJudge, LLMLyricJudge, MidiSimilarity, OpenAIChatBackend, TasteScorer, TasteSong
 from taste.catalog_audio import HASHES_FILE, MIDI_CACHE, CatalogAudio
 
@@ -52,16 +52,16 @@ class TastePanel:
 
     def __init__(
         self,
-        data: InteractionData,
+        dataset: SongDataset,
         cache_dir: Path,
         judge: TasteScorer,
         reference_songs: int,
         seed: int,
         show_progress: bool = False,
     ) -> None:
-        self.data, self.cache_dir = data, Path(cache_dir)
+        self.data, self.cache_dir = dataset.interactions, Path(cache_dir)
         self.midi = MidiSimilarity(self.cache_dir / MIDI_CACHE, show_progress=show_progress)
-        self.catalog = CatalogAudio(data, self.midi.transcriber, self.cache_dir / HASHES_FILE)
+        self.catalog = CatalogAudio(dataset, self.midi.transcriber, self.cache_dir / HASHES_FILE)
         self.judge = judge
         self.reference_songs, self.seed = reference_songs, seed
 

@@ -11,14 +11,16 @@ validation splits only: `splits/test.parquet` is never opened while tuning.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,11 +29,8 @@ from tqdm.auto import tqdm
 
 from evaluation.evaluator import evaluate_scorer
 from recommenders.base import Recommender, training_only
-from songdata.dataset import (
-    CATALOG, INTERACTIONS, SPLIT_COLUMNS, SPLITS_DIR, SongDataset, DatasetError, normalise_catalog,
-    validate_catalog, validate_interactions,
-)
-from songdata.interactions import InteractionData
+from songdata import InteractionData, SongDataset
+from songdata.dataset import SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -64,35 +63,21 @@ class Trial:
     eval_s: float
 
 
-def load_tuning_data(root: str | Path) -> InteractionData:
-    """The dataset's train and validation splits, as `InteractionData` whose `test` holds nothing.
+TUNING_SPLITS = ("train", "val")
 
-    Only catalog.parquet, interactions.parquet (read for the listening order of training histories)
-    and splits/{train,val}.parquet are opened.
-    """
-    root = Path(root)
-    catalog = _read(root / CATALOG)
-    validate_catalog(catalog, root / CATALOG)
-    songs = set(catalog["song_id"])
-    interactions = _read(root / INTERACTIONS)
-    validate_interactions(interactions, songs, root / INTERACTIONS)
-    splits = {}
-    for name in ("train", "val"):
-        path = root / SPLITS_DIR / f"{name}.parquet"
-        splits[name] = _read(path)
-        validate_interactions(splits[name], songs, path, columns=SPLIT_COLUMNS)
+
+def load_tuning_data(dataset: SongDataset) -> InteractionData:
+    """The train and validation splits of a dataset opened with `split_names=TUNING_SPLITS` (so that
+    splits/test.parquet is never opened), as `InteractionData` whose `test` holds nothing."""
+    if set(dataset.splits) != set(TUNING_SPLITS):
+        raise ValueError(f"{dataset.root}: open it with split_names={TUNING_SPLITS} to tune (test must stay unread)")
+    tables = dataset.tables
+    splits = dict(tables.splits)
     splits["test"] = pd.DataFrame({column: pd.Series(dtype=splits["val"][column].dtype) for column in SPLIT_COLUMNS})
     # Users known only from test would be rows without data; keep the users of train and val.
     seen_users = set(splits["train"]["user_id"]) | set(splits["val"]["user_id"])
-    interactions = interactions[interactions["user_id"].isin(seen_users)]
-    dataset = SongDataset(root, normalise_catalog(catalog), interactions, None, splits, {})
-    return InteractionData.from_dataset(dataset)
-
-
-def _read(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise DatasetError(f"{path}: missing (tuning needs the catalog, interactions and the train/val splits)")
-    return pd.read_parquet(path)
+    interactions = tables.interactions[tables.interactions["user_id"].isin(seen_users)]
+    return InteractionData.from_tables(dataclasses.replace(tables, interactions=interactions, splits=splits))
 
 
 def candidate_settings(search: SearchSpace, budget: int, seed: int) -> list[dict[str, Any]]:

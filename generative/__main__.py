@@ -13,18 +13,17 @@ failures are retried only with `--retry_failed true`. Without `--data.root` it u
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Literal
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from configs import resolve_config_args
-from configs.errors import run_entry_point, settings_errors
-from prepare.demo import ensure_demo_world
-from songdata.interactions import InteractionData
+from configs import command_line, resolve_config_args
+from configs.errors import UserError, run_entry_point, settings_errors
 from generative.generators import build_generator
 from generative.run import GenerateConfig, GenerationRun, choose_users, generate_for_users
+from prepare.default_dataset import dataset_root
+from songdata import SongDataset
 
 
 def build_parser() -> ArgumentParser:
@@ -62,25 +61,25 @@ def to_generate_config(init) -> GenerateConfig:
 def main(args: list[str] | None = None) -> GenerationRun:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
-    parsed = parser.parse_args(resolve_config_args(sys.argv[1:] if args is None else args))
+    parsed = parser.parse_args(command_line(args))
     with settings_errors("generative settings"):
         init = parser.instantiate(parsed)
     config = to_generate_config(init)
-    root = Path(init.data.root) if init.data.root else ensure_demo_world()
-    data = InteractionData.load(root)
-    out = Path(init.out or Path("runs") / "generated" / root.name / config.generator.backend)
+    dataset = SongDataset(dataset_root(init.data.root))
+    data = dataset.interactions
+    out = Path(init.out or Path("runs") / "generated" / dataset.root.name / config.generator.backend)
     if init.users:
         index = {u: i for i, u in enumerate(data.user_ids)}
         missing = [u for u in init.users if u not in index]
         if missing:
-            raise SystemExit(f"--users: not in {root}: {missing}")
+            raise UserError(f"--users: not in {dataset.root}: {missing}")
         users = [index[u] for u in init.users]
     elif config.generator.backend == "import":
         fixed = set(build_generator(config.generator, out / "audio").fixed_users())
         users = [i for i, u in enumerate(data.user_ids) if u in fixed]
     else:
         users = choose_users(data, init.num_users, config.seed, init.user_split)
-    run = generate_for_users(data, users, config, out)
+    run = generate_for_users(dataset, users, config, out)
     print(f"{len(run.songs)} songs for {len(users)} users in {run.out / 'manifest.jsonl'}; this run: {run.counts}")
     if run.stopped:
         print(f"stopped early: {run.stopped} (finished songs are kept; run the same command again to continue)")

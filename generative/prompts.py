@@ -169,7 +169,7 @@ class Prompt:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, record: dict) -> "Prompt":
+    def from_dict(cls, record: dict) -> Prompt:
         return cls(**{**record, "profile": TasteProfile(**record["profile"])})
 
 

@@ -37,6 +37,7 @@ from generative.prompts import (
     taste_profile,
     user_seed,
 )
+from songdata import SongDataset
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,8 @@ def plan_requests(
 class PromptSource:
     """Each user's prompt, built once from the history; a request's copy carries its own seed."""
 
-    def __init__(self, data, config: GenerateConfig):
-        self.data, self.config = data, config
+    def __init__(self, dataset: SongDataset, config: GenerateConfig):
+        self.data, self.config = dataset.interactions, config
         self.limits = model_limits(config.generator.backend, config.generator.model_name())
         self.cache: dict[int, Prompt] = {}
 
@@ -264,19 +265,20 @@ def _usable_users(data, user_indices, fixed: list[str] | None) -> list[tuple[int
     return [(i, u) for i, u in users if u in fixed]
 
 
-def generate_for_users(data, user_indices, config: GenerateConfig, out: str | Path) -> GenerationRun:
-    """Generate `config.songs_per_user` requests for each user of an `InteractionData`, resuming the run in `out`.
+def generate_for_users(dataset: SongDataset, user_indices, config: GenerateConfig, out: str | Path) -> GenerationRun:
+    """Generate `config.songs_per_user` requests for each user (indices of `dataset.interactions`), resuming the
+    run in `out`.
 
     Writes `out/manifest.jsonl` and `out/audio/`; returns every finished song of these users.
     """
     out = Path(out)
     with Manifest(out) as manifest:
-        generator = build_generator(config.generator, out / AUDIO_DIR, seed=config.seed, data=data)
+        generator = build_generator(config.generator, out / AUDIO_DIR, seed=config.seed, dataset=dataset)
         fixed = generator.fixed_users()
-        users = _usable_users(data, user_indices, fixed)
+        users = _usable_users(dataset.interactions, user_indices, fixed)
         manifest.append({
             "kind": "run", "backend": config.generator.backend, "model": config.generator.model_name(),
-            "config": masked(config), "data_root": str(data.root) if data.root is not None else None,
+            "config": masked(config), "data_root": str(dataset.root),
             "users": [u for _, u in users],
         })
         states = request_states(manifest.records)
@@ -285,7 +287,7 @@ def generate_for_users(data, user_indices, config: GenerateConfig, out: str | Pa
         stopped = _check_credits(generator, config.generator, sum(r.action == "submit" for r in plan))
         if not stopped:
             generator.prepare(sorted({r.user_id for r in plan if r.action == "submit"}))
-        prompt_for = PromptSource(data, config)
+        prompt_for = PromptSource(dataset, config)
         counts: Counter = Counter()
         for planned in tqdm(plan, desc="generate", unit="request"):
             if stopped:

@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+from configs import command_line
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
-from lightning_modules.loggers import MetricsRowsAtCheckpoint, ResumableCSVLogger
-
-
-def default_wandb_offline() -> None:
-    """W&B runs offline unless the user has configured it (key in the environment or `wandb login`)."""
-    netrc = Path.home() / ".netrc"
-    logged_in = netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
-    if "WANDB_MODE" not in os.environ and not os.environ.get("WANDB_API_KEY") and not logged_in:
-        os.environ["WANDB_MODE"] = "offline"
-
-
-def sweep_run_id() -> str | None:
-    """The W&B run id when a sweep agent started this process (it sets WANDB_SWEEP_ID and WANDB_RUN_ID)."""
-    return (os.environ.get("WANDB_RUN_ID") or None) if os.environ.get("WANDB_SWEEP_ID") else None
-
-
-def wandb_run_id(run_dir: Path, resuming: bool) -> str:
-    """The sweep's run id; else, when resuming, the id the run folder's W&B run had; else a new one.
-
-    The id is kept in `<run_dir>/wandb_run_id`, so `--ckpt_path last` continues the W&B run it resumes.
-    """
-    import wandb
-
-    saved = run_dir / "wandb_run_id"
-    previous = saved.read_text().strip() if resuming and saved.is_file() else None
-    run_id = sweep_run_id() or previous or wandb.util.generate_id()
-    tmp = saved.with_suffix(".tmp")
-    tmp.write_text(run_id + "\n")
-    os.replace(tmp, saved)
-    return run_id
-
-
-def per_sweep_run(name: str) -> str:
-    """`name-<run id>` under a sweep agent, so that the runs of one sweep never share a folder; else `name`."""
-    run_id = sweep_run_id()
-    return f"{name}-{run_id}" if run_id else name
+from lightning_modules.loggers import MetricsRowsAtCheckpoint, ResumableCSVLogger, wandb_logger
+from lightning_modules.wandb_runs import default_wandb_offline, per_sweep_run, wandb_run_id
 
 
 class SimSongCLI(LightningCLI):
@@ -57,10 +24,27 @@ class SimSongCLI(LightningCLI):
     the W&B run (offline unless configured; a resume continues it: `wandb_run_id`) and `config.yaml`. Under a W&B sweep agent the run name
     becomes `<run_name>-<W&B run id>` and the W&B logger joins that run, so each sweep run has its
     own folder, and a run the agent resumes (same id) finds its own `--ckpt_path last`.
+
+    Args:
+        dataset_root: Turns `data.root` into the folder to open (the entry point's default for an empty one).
+        *args, **kwargs: As `LightningCLI`; `args=None` reads the command line.
     """
+
+    def __init__(self, *args, dataset_root: Callable[[str | None], Path] | None = None, **kwargs) -> None:
+        self.dataset_root = dataset_root
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """The command line (or `args`, never both), with bare config names found in `configs/`."""
+        if isinstance(args, (dict, Namespace)):
+            self.config = parser.parse_object(args)
+        else:
+            self.config = parser.parse_args(command_line(args))
 
     def before_instantiate_classes(self) -> None:
         self.config.run_name = per_sweep_run(self.config.run_name)
+        if self.dataset_root is not None:
+            self.config.data.root = str(self.dataset_root(self.config.data.root))
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--run_name", type=str, default="simsong", help="Run folder and W&B run name.")
@@ -85,10 +69,7 @@ class SimSongCLI(LightningCLI):
             run_id = wandb_run_id(run_dir, resuming=self.config.ckpt_path is not None)
             kwargs["logger"] = [
                 csv_logger,
-                WandbLogger(
-                    name=self.config.run_name, project=self.config.wandb_project, save_dir=run_dir, id=run_id,
-                    resume="allow",
-                ),
+                wandb_logger(run_dir, self.config.run_name, self.config.wandb_project, run_id),
             ]
             extra.append(MetricsRowsAtCheckpoint(csv_logger))
         best = ModelCheckpoint(

@@ -1,4 +1,5 @@
-"""A CSV logger for run folders that are resumed: the rows of the run before are kept, none twice."""
+"""The training run's loggers: a CSV logger that continues a resumed run's rows (none lost, none twice),
+and W&B with only the settings it acts on."""
 
 from __future__ import annotations
 
@@ -6,80 +7,83 @@ import csv
 import os
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 
-class _ContinuingWriter(ExperimentWriter):
-    """Lightning's writer deletes an existing metrics.csv when it starts; this one continues it."""
-
-    def __init__(self, log_dir: str) -> None:
-        self._checkpoint_rows: int | None = None
-        super().__init__(log_dir)
-
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-                self.metrics_keys = sorted(csv.DictReader(f).fieldnames or [])
-
-    def _read_rows(self) -> list[dict]:
-        if not self._fs.isfile(self.metrics_file_path):
-            return []
-        with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-            return list(csv.DictReader(f))
-
-    def _rewrite_with_new_header(self, fieldnames: list[str], rows: list[dict] | None = None) -> None:
-        """Lightning rewrites metrics.csv in place; this writes a new file and renames it over the old."""
-        rows = self._read_rows() if rows is None else rows
-        tmp = f"{self.metrics_file_path}.tmp"
-        with self._fs.open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fieldnames)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.metrics_file_path)
-
-    def rows_written(self) -> int:
-        """Flush the pending rows, then count the rows of metrics.csv."""
-        self.save()
-        return len(self._read_rows())
-
-    def resume_after_row(self, n_rows: int) -> None:
-        """The run resumes from a checkpoint taken when metrics.csv held `n_rows` rows.
-
-        Of the rows after them, those at a step the resumed run logs again are dropped when it first
-        saves; the others (an epoch's end, logged after its checkpoint and never replayed) stay.
-        """
-        self._checkpoint_rows = n_rows
-
-    def save(self) -> None:
-        n_rows = self._checkpoint_rows
-        if n_rows is not None and self.metrics:
-            replayed_from = min(int(m["step"]) for m in self.metrics)
-            rows = self._read_rows()
-            kept = rows[:n_rows] + [r for r in rows[n_rows:] if int(float(r["step"])) < replayed_from]
-            if len(kept) < len(rows):
-                self._rewrite_with_new_header(self.metrics_keys, kept)
-            self._checkpoint_rows = None
-        super().save()
-
-
 class ResumableCSVLogger(CSVLogger):
     """`CSVLogger` whose `metrics.csv` survives a resume (`--ckpt_path last`) into the same folder.
 
-    New columns are added to the old rows. With `MetricsRowsAtCheckpoint` among the callbacks, rows are
-    flushed at every checkpoint and their count saved with it; a resumed run drops the rows logged after
-    that checkpoint at steps it logs again (a killed run's last steps), so no row is lost or doubled.
+    Lightning's writer deletes an existing metrics.csv when it starts; this logger reads the rows first
+    and hands them back to the new writer, which writes them before any new row (new columns are added
+    to the old rows). With `MetricsRowsAtCheckpoint` among the callbacks, the number of rows written is
+    saved with every checkpoint; a run resumed from it drops, at its first logged step, the rows written
+    after that checkpoint at steps it logs again (a killed run's last steps), so no row is doubled.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._earlier_rows: list[dict[str, str]] | None = None
+        self._rows_at_checkpoint: int | None = None
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(log_dir=self.log_dir)
-        return self._experiment
+        if self._earlier_rows is None:
+            self._earlier_rows = self._read_rows()
+            writer = super().experiment
+            if self._earlier_rows:
+                writer.metrics[:0] = self._earlier_rows
+                writer.save()
+            return writer
+        return super().experiment
+
+    @property
+    def metrics_path(self) -> str:
+        return os.path.join(self.log_dir, ExperimentWriter.NAME_METRICS_FILE)
+
+    def _read_rows(self) -> list[dict[str, str]]:
+        fs = get_filesystem(self.metrics_path)
+        if not fs.isfile(self.metrics_path):
+            return []
+        with fs.open(self.metrics_path, "r", newline="") as f:
+            return list(csv.DictReader(f))
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self._rows_at_checkpoint is not None and step is not None:
+            self._drop_replayed_rows(self._rows_at_checkpoint, step)
+            self._rows_at_checkpoint = None
+        super().log_metrics(metrics, step)
+
+    def rows_written(self) -> int:
+        """Flush the pending rows, then count the rows of metrics.csv."""
+        self.experiment.save()
+        return len(self._read_rows())
+
+    def resume_after_row(self, n_rows: int) -> None:
+        """The run resumes from a checkpoint taken when metrics.csv held `n_rows` rows."""
+        self.experiment  # noqa: B018 -- takes over the earlier rows before the writer would delete them
+        self._rows_at_checkpoint = n_rows
+
+    def _drop_replayed_rows(self, n_rows: int, first_step: int) -> None:
+        """Of the rows after the first `n_rows`, drop those at steps from `first_step` on (they are logged
+        again); the others (an epoch's end, logged after its checkpoint and never replayed) stay."""
+        writer = self.experiment
+        writer.save()
+        rows = self._read_rows()
+        kept = rows[:n_rows] + [row for row in rows[n_rows:] if int(float(row["step"])) < first_step]
+        if len(kept) == len(rows):
+            return
+        tmp = f"{self.metrics_path}.tmp"
+        with open(tmp, "w", newline="") as f:
+            table = csv.DictWriter(f, fieldnames=writer.metrics_keys)
+            table.writeheader()
+            table.writerows(kept)
+        os.replace(tmp, self.metrics_path)
 
 
 class MetricsRowsAtCheckpoint(L.Callback):
@@ -95,8 +99,21 @@ class MetricsRowsAtCheckpoint(L.Callback):
     def state_dict(self) -> dict:
         if rank_zero_only.rank != 0:
             return {}
-        return {"metrics_rows": self.logger.experiment.rows_written()}
+        return {"metrics_rows": self.logger.rows_written()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         if rank_zero_only.rank == 0 and "metrics_rows" in state_dict:
-            self.logger.experiment.resume_after_row(state_dict["metrics_rows"])
+            self.logger.resume_after_row(state_dict["metrics_rows"])
+
+
+def wandb_logger(run_dir: str | os.PathLike, name: str, project: str, run_id: str) -> WandbLogger:
+    """A `WandbLogger` that passes W&B only the settings it acts on, so that a run prints no warning of ours.
+
+    `resume` only when W&B syncs (offline, W&B ignores it and says so: the same `run_id` continues the
+    run), and without the `anonymous` setting that Lightning always passes (W&B warns that it has no
+    effect); Lightning offers no public way to leave it out.
+    """
+    offline = os.environ.get("WANDB_MODE") in ("offline", "dryrun", "disabled")
+    logger = WandbLogger(name=name, project=project, save_dir=run_dir, id=run_id, resume=None if offline else "allow")
+    logger._wandb_init.pop("anonymous", None)
+    return logger

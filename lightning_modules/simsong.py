@@ -25,6 +25,7 @@ from transformers import get_cosine_schedule_with_warmup
 from lightning_modules.audio_encoder import AudioEncoder
 from lightning_modules.losses import info_nce, negative_weights, negatives_mask, weight_summary, weighted_info_nce
 from lightning_modules.lyrics_encoder import LyricsEncoder
+from songdata import SongDataset
 from songdata.similarity import DEFAULT_TOP_K, SimilaritySource, SongSimilarity, song_similarity
 
 log = logging.getLogger(__name__)
@@ -202,18 +203,6 @@ class SimSongModule(L.LightningModule):
         with self._eval_mode():
             return F.normalize(self.lyrics_head(self.lyrics_encoder(list(lyrics))), dim=-1)
 
-    @torch.no_grad()
-    def embed_song(self, waveform: Tensor, batch_size: int = 64) -> Tensor:
-        """A whole song ``[T]`` -> ``[embed_dim]``: mean of its training-length segments.
-
-        The model only saw ``segment_seconds`` windows in training, so a song is cut into
-        such windows (a song shorter than one window is used whole), ``batch_size`` at a time.
-        """
-        length = int(round(self.hparams.segment_seconds * self.hparams.sample_rate))
-        segments = waveform.unfold(0, length, length) if waveform.shape[0] >= length else waveform[None]
-        embeddings = torch.cat([self.embed_audio(chunk) for chunk in segments.split(batch_size)])
-        return F.normalize(embeddings.mean(dim=0), dim=-1)
-
     # ---- loss -----------------------------------------------------------------------------
     def _world_size(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
@@ -226,9 +215,13 @@ class SimSongModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Resolve the configured WNS similarity from the datamodule's dataset (once per process)."""
+        dataset = getattr(self.trainer.datamodule, "dataset", None) if self._trainer is not None else None
+        self.use_similarity_of(dataset)
+
+    def use_similarity_of(self, dataset: SongDataset | None) -> None:
+        """Take the WNS similarity that `model.similarity` names from `dataset` (`setup` does this in training)."""
         if self.hparams.loss != "wns" or self.hparams.similarity == "lyrics":
             return
-        dataset = getattr(self.trainer.datamodule, "dataset", None) if self._trainer is not None else None
         if dataset is None:
             raise ValueError(
                 f"SimSongModule: similarity='{self.hparams.similarity}' needs a datamodule with a dataset; "

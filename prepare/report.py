@@ -27,13 +27,13 @@ class PrepareReport:
         if example and reason not in self.examples:
             self.examples[reason] = example
 
-    def skip_rows(self, reason: str, dropped: "pd.DataFrame", where: str) -> None:
+    def skip_rows(self, reason: str, dropped: pd.DataFrame, where: str) -> None:
         """Count every dropped row of a table under `reason`, with the first one as the example."""
         if len(dropped):
             self.skipped[reason] += len(dropped)
             self.examples.setdefault(reason, f"{where}: {[str(value) for value in dropped.iloc[0].tolist()]}")
 
-    def merge(self, other: "PrepareReport") -> None:
+    def merge(self, other: PrepareReport) -> None:
         self.written.update(other.written)
         self.skipped.update(other.skipped)
         for reason, example in other.examples.items():

@@ -22,9 +22,9 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import DBSCAN, KMeans
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender, l2_normalise, mean_profiles, rank_scores, song_counts
 from recommenders.word2vec import Word2VecRecommender
+from songdata.interactions import InteractionData
 
 Representation = Literal["word2vec", "content"]
 

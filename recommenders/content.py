@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from songdata.interactions import InteractionData
 from lightning_modules.simsong import SimSongModule
-from lightning_modules.song_embeddings import Fuse, embed_catalog
+from lightning_modules.song_embeddings import Fuse, SongEmbedder
 from recommenders.embedding import EmbeddingRecommender
+from songdata import InteractionData
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,23 @@ class ContentRecommender(EmbeddingRecommender):
 
     can_rank_cold = True
 
-    def __init__(self, checkpoint: str, fuse: Fuse = "both", name: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, checkpoint: str, fuse: Fuse = "both", name: str | None = None, device: str = "cpu",
+        show_progress: bool = True,
+    ) -> None:
         super().__init__()
         self.checkpoint, self.fuse, self.device = checkpoint, fuse, device
         self.name = name or run_name_of(checkpoint)
-        self.skipped: Counter = Counter()  # why songs have no audio embedding (see `embed_audio_catalog`)
+        self.embedder = SongEmbedder(fuse, crop="whole", show_progress=show_progress)
+        self.skipped: Counter = Counter()  # why songs have no audio embedding (see `SongEmbedder`)
 
     def song_embeddings_for(self, data: InteractionData) -> np.ndarray:
-        if data.root is None:
-            raise ValueError("ContentRecommender: the InteractionData has no dataset root to read songs from")
+        """Audio from the dataset's shards, lyrics from its catalog (`data.dataset`)."""
+        if data.dataset is None:
+            raise ValueError(f"{self.name}: the InteractionData has no dataset to read songs from")
         module = load_module(self.checkpoint, self.device)
-        self.skipped = Counter()
         with torch.inference_mode():
-            embeddings = embed_catalog(module, data.root, data.catalog, self.fuse, self.skipped)
+            embeddings = self.embedder.embed(module, data.dataset)
+        self.skipped = self.embedder.skipped
         log.info("%s: embedded %d songs (%s)", self.name, int(np.any(embeddings != 0, axis=1).sum()), self.fuse)
         return embeddings

@@ -12,8 +12,8 @@ from typing import Self
 import numpy as np
 import torch
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender, l2_normalise, mean_profiles
+from songdata.interactions import InteractionData
 
 
 class EmbeddingRecommender(Recommender):

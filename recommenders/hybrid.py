@@ -14,13 +14,14 @@ give the evaluator a smaller `chunk_size` on catalogs of a million songs.
 
 from __future__ import annotations
 
-from typing import Literal, Self, Sequence
+from collections.abc import Sequence
+from typing import Literal, Self
 
 import numpy as np
 import torch
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender
+from songdata.interactions import InteractionData
 
 
 class HybridRecommender(Recommender):

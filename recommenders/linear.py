@@ -18,9 +18,9 @@ from typing import Self
 import numpy as np
 import torch
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender
 from recommenders.matrix_factorization import Weighting, weighted_interactions
+from songdata.interactions import InteractionData
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_limits
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender, trained_songs
-
+from songdata.interactions import InteractionData
 
 Weighting = Literal["binary", "log", "raw"]
 

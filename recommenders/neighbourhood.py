@@ -15,9 +15,9 @@ import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_limits
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender, trained_songs
 from recommenders.matrix_factorization import Weighting, weighted_interactions
+from songdata.interactions import InteractionData
 
 Similarity = Literal["cosine", "bm25", "tfidf"]
 

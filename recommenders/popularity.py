@@ -7,8 +7,8 @@ from typing import Self
 import numpy as np
 import torch
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender, rank_scores, song_counts
+from songdata.interactions import InteractionData
 
 
 class PopularityRecommender(Recommender):

@@ -21,7 +21,6 @@ from lightning_modules.lyrics_encoder import LyricsEncoder
 from recommenders.embedding import EmbeddingRecommender
 from songdata.interactions import InteractionData
 from songdata.log_mel import N_MELS, mean_log_mel
-from songdata.shards import iter_shard_songs
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +71,15 @@ class AudioRecommender(EmbeddingRecommender):
     needs_audio = True
 
     def song_embeddings_for(self, data: InteractionData) -> np.ndarray:
-        if data.root is None:
-            raise ValueError(f"{self.name}: the InteractionData has no dataset root to read audio from")
+        if data.dataset is None:
+            raise ValueError(f"{self.name}: the InteractionData has no dataset to read audio from")
         features = np.zeros((data.n_songs, N_MELS), dtype=np.float32)
         have = np.zeros(data.n_songs, dtype=bool)
         skipped: Counter = Counter()
-        for song, wave in iter_shard_songs(data.root, skipped=skipped):
+        for song, wave in data.dataset.iter_songs(skipped=skipped):
             features[song], have[song] = mean_log_mel(wave), True
         if not have.any():
-            raise ValueError(f"{data.root}: no decodable audio in the shards for {self.name}")
+            raise ValueError(f"{data.dataset.root}: no decodable audio in the shards for {self.name}")
         log.info("%s: %d of %d songs have audio", self.name, int(have.sum()), data.n_songs)
         mean, std = features[have].mean(0), features[have].std(0) + 1e-6
         return np.where(have[:, None], (features - mean) / std, 0.0).astype(np.float32)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from gensim.models import Word2Vec
 
-from songdata.interactions import InteractionData
 from recommenders.base import Recommender, l2_normalise, mean_profiles
+from songdata.interactions import InteractionData
 
 MAX_SENTENCE = 10_000
 """gensim silently truncates longer sentences; longer histories are cut into pieces of this length."""

@@ -40,8 +40,8 @@ class DatasetError(UserError):
 
 
 @dataclass
-class SongDataset:
-    """All tables of one dataset folder, validated."""
+class DatasetTables:
+    """The tables of one dataset folder, validated (`SongDataset` opens a folder and answers from these)."""
 
     root: Path
     catalog: pd.DataFrame
@@ -49,10 +49,6 @@ class SongDataset:
     similarity: pd.DataFrame | None = None
     splits: dict[str, pd.DataFrame] | None = None
     split_meta: dict = field(default_factory=dict)
-
-    @property
-    def has_shards(self) -> bool:
-        return (self.root / "shards" / "index.json").exists()
 
 
 def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
@@ -149,7 +145,7 @@ def write_tables(
     catalog: pd.DataFrame,
     interactions: pd.DataFrame,
     similarity: pd.DataFrame | None = None,
-) -> SongDataset:
+) -> DatasetTables:
     """Validate and write catalog, interactions and (optional) similarity."""
     root = Path(root)
     catalog = normalise_catalog(catalog)
@@ -165,11 +161,14 @@ def write_tables(
         similarity = similarity[list(SIMILARITY_COLUMNS)].reset_index(drop=True)
         validate_similarity(similarity, songs, root / SIMILARITY)
         write_parquet_atomic(similarity, root / SIMILARITY)
-    return SongDataset(root, catalog, interactions, similarity)
+    return DatasetTables(root, catalog, interactions, similarity)
 
 
-def load_dataset(root: str | Path, require_splits: bool = True) -> SongDataset:
-    """Load and validate a dataset folder."""
+def load_tables(
+    root: str | Path, require_splits: bool = True, split_names: tuple[str, ...] = SPLIT_NAMES
+) -> DatasetTables:
+    """Load and validate the tables of a dataset folder (open it as a `SongDataset` to use it); of the
+    splits, only `split_names` are read."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found (build one with `prepare_data.py`)")
@@ -186,7 +185,7 @@ def load_dataset(root: str | Path, require_splits: bool = True) -> SongDataset:
     split_dir = root / SPLITS_DIR
     if require_splits or split_dir.exists():
         splits = {}
-        for name in SPLIT_NAMES:
+        for name in split_names:
             path = split_dir / f"{name}.parquet"
             split = _read_parquet(path)
             validate_interactions(split, songs, path, columns=SPLIT_COLUMNS)
@@ -196,4 +195,4 @@ def load_dataset(root: str | Path, require_splits: bool = True) -> SongDataset:
             meta = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise DatasetError(f"{meta_path}: missing or not valid JSON ({error})") from error
-    return SongDataset(root, catalog, interactions, similarity, splits, meta)
+    return DatasetTables(root, catalog, interactions, similarity, splits, meta)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from songdata.dataset import SongDataset, load_dataset
+from songdata.dataset import DatasetTables
+
+if TYPE_CHECKING:
+    from songdata.song_dataset import SongDataset
 
 
 @dataclass
 class InteractionData:
-    """One dataset's interactions, indexed.
+    """One dataset's interactions, indexed (`SongDataset.interactions` builds it once per dataset).
 
     Song index = row of the catalog; user index = position in the sorted user ids.
     Matrices are float32 CSR of shape [n_users, n_songs] holding the interaction weights.
@@ -26,7 +29,8 @@ class InteractionData:
         histories: Per user, the training song indices in listening order (position, then file order).
         cold_songs: Indices of the cold-start songs (no training interaction by construction).
         similarity: Optional song × song CSR of external similarity scores (symmetric).
-        root: The dataset folder it was loaded from (content models read its shards).
+        dataset: The `SongDataset` these interactions belong to: where recommenders that read songs
+            (audio, lyrics) find them. None for interactions built in memory.
     """
 
     catalog: pd.DataFrame
@@ -37,11 +41,16 @@ class InteractionData:
     histories: list[np.ndarray]
     cold_songs: np.ndarray
     similarity: sp.csr_matrix | None = None
-    root: Path | None = None
+    dataset: SongDataset | None = None
 
     @property
     def song_ids(self) -> list[str]:
         return self.catalog["song_id"].tolist()
+
+    @property
+    def warm_songs(self) -> np.ndarray:
+        """Indices of the songs that are not cold-start songs."""
+        return np.setdiff1d(np.arange(self.n_songs), self.cold_songs)
 
     @property
     def n_users(self) -> int:
@@ -52,11 +61,11 @@ class InteractionData:
         return len(self.catalog)
 
     @classmethod
-    def load(cls, root: str | Path) -> "InteractionData":
-        return cls.from_dataset(load_dataset(root))
-
-    @classmethod
-    def from_dataset(cls, dataset: SongDataset) -> "InteractionData":
+    def from_tables(
+        cls, dataset: DatasetTables, similarity: sp.csr_matrix | None = None, songs: SongDataset | None = None
+    ) -> InteractionData:
+        """Index the tables of a dataset folder that has splits; `similarity` as `similarity_matrix` builds it;
+        `songs` is the opened dataset they belong to."""
         if dataset.splits is None:
             raise ValueError(f"{dataset.root}: dataset has no splits/ folder")
         song_index = pd.Index(dataset.catalog["song_id"])
@@ -92,8 +101,8 @@ class InteractionData:
             test=matrix(dataset.splits["test"]),
             histories=histories,
             cold_songs=np.sort(cold[cold >= 0]),
-            similarity=similarity_matrix(dataset.similarity, song_index) if dataset.similarity is not None else None,
-            root=dataset.root,
+            similarity=similarity,
+            dataset=songs,
         )
 
 

@@ -22,9 +22,9 @@ import pandas as pd
 import webdataset as wds
 from tqdm import tqdm
 
+from prepare.report import PrepareReport
 from songdata.audio import SAMPLE_RATE, decode_audio_bytes, encode_flac
 from songdata.dataset import SPLIT_NAMES, DatasetError, write_json_atomic
-from prepare.report import PrepareReport
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def write_shards(
 
     `source` must be picklable (a module-level function or a dataclass instance) when workers > 1.
     """
-    out_dir = Path(root) / SHARDS_DIR
+    out_dir = shard_dir(root)
     (out_dir / "done").mkdir(parents=True, exist_ok=True)
     jobs = plan_shards(catalog, assignment, songs_per_shard)
     todo = [job for job in jobs if not _finished(out_dir, job)]
@@ -164,13 +164,18 @@ def write_index(out_dir: Path, jobs: list[ShardJob]) -> dict:
     return index
 
 
+def shard_dir(root: str | Path) -> Path:
+    """The shard folder of a dataset folder (the only place its name is spelt)."""
+    return Path(root) / SHARDS_DIR
+
+
 def read_index(root: str | Path) -> dict:
     """Read `shards/index.json`; an error names the file when it is missing or malformed.
 
     The folder is untrusted: every shard it names must be a plain file name whose file (links
     followed) lies inside `shards/`; an entry that escapes the folder is refused by name, unread.
     """
-    path = Path(root) / SHARDS_DIR / INDEX
+    path = shard_dir(root) / INDEX
     require_inside(Path(root), path)
     try:
         index = json.loads(path.read_text())
@@ -211,25 +216,19 @@ def require_inside(root: Path, path: Path) -> None:
 
 
 def iter_shard_songs(
-    root: str | Path, url_template: str | None = None, skipped: Counter | None = None, songs: set[int] | None = None
+    urls: list[str], source: str | Path, skipped: Counter | None = None, songs: set[int] | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(song index, full waveform) for every decodable song in every shard of the dataset (or only for
-    `songs`: the others are passed over undecoded).
+    """(song index, full waveform) for every decodable song in the shards at `urls` (or only for `songs`:
+    the others are passed over undecoded). `source` names the dataset in log lines.
 
-    `url_template` (`MusicDataModule.shard_url_template`, e.g. `pipe:aws s3 cp s3://b/set/{name} -`)
-    reads the shards listed in `root/shards/index.json` from elsewhere. What cannot be read is
-    skipped, logged, and counted by reason in `skipped`: `undecodable audio` per sample, and
-    `unreadable shard data (<error>)` per read error (a truncated shard loses its remaining songs).
+    What cannot be read is skipped, logged, and counted by reason in `skipped`: `undecodable audio` per
+    sample, and `unreadable shard data (<error>)` per read error (a truncated shard loses its remaining songs).
     """
-    root = Path(root)
-    index = read_index(root)
-    names = [e["url"] for entries in index["splits"].values() for e in entries if e["count"]]
-    urls = [url_template.format(name=n) if url_template else str(root / SHARDS_DIR / n) for n in names]
     skipped = Counter() if skipped is None else skipped
 
     def unreadable(error: Exception) -> bool:
         skipped[f"unreadable shard data ({type(error).__name__})"] += 1
-        log.warning("%s: skipping unreadable shard data (%s)", root, error)
+        log.warning("%s: skipping unreadable shard data (%s)", source, error)
         return True
 
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=unreadable):
@@ -239,7 +238,7 @@ def iter_shard_songs(
                 yield song, decode_audio_bytes(sample["flac"])
         except Exception as error:  # a corrupt member must not stop the whole evaluation
             skipped["undecodable audio"] += 1
-            log.warning("%s: skipping sample %s (%s)", root, sample.get("__key__"), error)
+            log.warning("%s: skipping sample %s (%s)", source, sample.get("__key__"), error)
     if skipped:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
-        log.warning("%s: skipped reading the shards: %s", root, reasons)
+        log.warning("%s: skipped reading the shards: %s", source, reasons)

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -27,8 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from songdata.dataset import SongDataset
-from songdata.interactions import similarity_matrix
+from songdata.song_dataset import SongDataset
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +141,7 @@ def song_similarity(dataset: SongDataset, source: SimilaritySource, top_k: int =
     if source == "file" and not has_file:
         raise ValueError(f"{dataset.root}: similarity 'file' asked for, but the folder has no similarity.parquet")
     if source in ("file", "auto") and has_file:
-        song_index = pd.Index(dataset.catalog["song_id"].astype(str))
-        return SongSimilarity(similarity_matrix(dataset.similarity, song_index), "similarity.parquet (imported, used as given)")
+        return SongSimilarity(dataset.similarity, "similarity.parquet (imported, used as given)")
     if source not in ("auto", "co_listening"):
         raise ValueError(f"similarity source '{source}': expected one of auto, file, co_listening, lyrics")
     matrix = cached_co_listening(dataset, top_k)

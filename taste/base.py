@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from songdata import SongDataset
 from songdata.audio import SAMPLE_RATE, read_audio
-from songdata.shards import iter_shard_songs
 
 AudioSource = np.ndarray | str | Path | Callable[[], np.ndarray] | None
 
@@ -123,14 +122,14 @@ class TasteSong:
         return f"TasteSong(id={self.id!r}, lyrics={len(self.lyrics)} chars, audio={kind}, weight={self.weight})"
 
 
-def iter_catalog_songs(root: str | Path, catalog: pd.DataFrame) -> Iterator[tuple[int, TasteSong]]:
-    """(song index, song) for every decodable song in a dataset's shards; id and lyrics from `catalog`.
+def iter_catalog_songs(dataset: SongDataset) -> Iterator[tuple[int, TasteSong]]:
+    """(song index, song) for every decodable song in a dataset's shards; id and lyrics from its catalog.
 
     Shards are read in order, not by song, so iterate once: analyse each song (e.g. feed the
     iterator to `MidiSimilarity.fit`) and keep `song.light()` to score catalog songs later.
     """
-    for index, wave in iter_shard_songs(root):
-        row = catalog.iloc[index]
+    for index, wave in dataset.iter_songs():
+        row = dataset.catalog.iloc[index]
         lyrics = row["lyrics"] if isinstance(row["lyrics"], str) else ""
         yield index, TasteSong(str(row["song_id"]), lyrics, wave)
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from songdata.shards import iter_shard_songs
+from songdata import SongDataset
 from taste.base import TasteSong
 from taste.cache_files import write_json
 from taste.transcription import Transcriber, Transcription
@@ -26,16 +26,16 @@ MIDI_CACHE = "midi"
 
 
 class CatalogAudio:
-    """Catalog songs (lyrics + audio hash) of an `InteractionData`, transcribed into `transcriber`'s cache.
+    """Catalog songs (lyrics + audio hash) of a `SongDataset`, transcribed into `transcriber`'s cache.
 
     Args:
-        data: The dataset (its `catalog` and, for decoding, its `root` with shards).
+        dataset: The `SongDataset` (its catalog and, for decoding, its shards).
         transcriber: Where transcriptions are cached (by audio hash).
         hashes_path: JSON map of catalog index -> audio hash.
     """
 
-    def __init__(self, data, transcriber: Transcriber, hashes_path: Path) -> None:
-        self.data, self.transcriber, self.hashes_path = data, transcriber, Path(hashes_path)
+    def __init__(self, dataset: SongDataset, transcriber: Transcriber, hashes_path: Path) -> None:
+        self.dataset, self.transcriber, self.hashes_path = dataset, transcriber, Path(hashes_path)
         self._songs: dict[int, TasteSong] = {}
         self.decoded = 0
         self.skipped: Counter = Counter()  # shard data that could not be read, by reason
@@ -52,8 +52,8 @@ class CatalogAudio:
             if known and folder is not None and (folder / f"{known}.npz").exists():
                 self._songs[index] = self._song(index, known)
                 wanted.discard(index)
-        if wanted and self.data.root is not None:
-            for index, wave in iter_shard_songs(self.data.root, skipped=self.skipped, songs=wanted):
+        if wanted and self.dataset.has_audio:
+            for index, wave in self.dataset.iter_songs(wanted, skipped=self.skipped):
                 song = TasteSong(str(index), "", wave)
                 try:
                     self.transcriber.transcribe(song)  # cached now; later reads come from the cache
@@ -71,7 +71,7 @@ class CatalogAudio:
         write_json(self.hashes_path, hashes, sort_keys=True)
 
     def _song(self, index: int, audio_hash: str | None) -> TasteSong:
-        row = self.data.catalog.iloc[index]
+        row = self.dataset.catalog.iloc[index]
         lyrics = row["lyrics"] if isinstance(row["lyrics"], str) else ""
         return TasteSong(str(row["song_id"]), lyrics, None, audio_hash=audio_hash)
 
@@ -86,7 +86,7 @@ class CatalogAudio:
         return self.transcriber.transcribe(song) if song.has_audio else None
 
 
-def catalog_audio(data, cache_dir: str | Path) -> CatalogAudio:
+def catalog_audio(dataset: SongDataset, cache_dir: str | Path) -> CatalogAudio:
     """The catalog's audio with the shared cache layout under `cache_dir`."""
     cache_dir = Path(cache_dir)
-    return CatalogAudio(data, Transcriber(cache_dir / MIDI_CACHE), cache_dir / HASHES_FILE)
+    return CatalogAudio(dataset, Transcriber(cache_dir / MIDI_CACHE), cache_dir / HASHES_FILE)

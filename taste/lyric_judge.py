@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from taste.base import TasteResult, TasteScorer, TasteSong
 from taste.cache_files import replace_atomically
 from taste.chat_backends import ChatBackend, ChatError

@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 _OVERLAP_FRAMES = 30
 
 
-@lru_cache(maxsize=None)
+@cache
 def basic_pitch_model(model_path: str | None = None) -> object:
     """The basic-pitch model (ONNX when TensorFlow is absent), built once per process and path."""
     root = logging.getLogger()

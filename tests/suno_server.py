@@ -78,7 +78,7 @@ class FakeSuno:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeSuno":
+    def __enter__(self) -> FakeSuno:
         self.thread.start()
         return self
 

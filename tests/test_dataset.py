@@ -1,16 +1,18 @@
 """The dataset folder: validation, splits, shard round trip."""
 
 import json
+import shutil
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import webdataset as wds
 
+from songdata import SongDataset
 from songdata.audio import decode_audio_bytes
-from songdata.dataset import DatasetError, load_dataset
-from songdata.interactions import InteractionData
+from songdata.dataset import DatasetError, load_tables
 from songdata.splits import SplitConfig, split_interactions
 from tests.conftest import ToneSource
 
@@ -19,10 +21,10 @@ def test_load_validates_and_names_file_and_column(tiny_dataset):
     catalog = pd.read_parquet(tiny_dataset / "catalog.parquet")
     catalog.drop(columns=["title"]).to_parquet(tiny_dataset / "catalog.parquet")
     with pytest.raises(DatasetError, match=r"catalog\.parquet: missing column\(s\) \['title'\]"):
-        load_dataset(tiny_dataset)
+        load_tables(tiny_dataset)
     pd.concat([catalog, catalog.iloc[:1]]).to_parquet(tiny_dataset / "catalog.parquet")
     with pytest.raises(DatasetError, match=r"catalog\.parquet: column 'song_id' has 1 duplicate"):
-        load_dataset(tiny_dataset)
+        load_tables(tiny_dataset)
     catalog.to_parquet(tiny_dataset / "catalog.parquet")
 
     interactions = pd.read_parquet(tiny_dataset / "interactions.parquet")
@@ -30,20 +32,20 @@ def test_load_validates_and_names_file_and_column(tiny_dataset):
     bad.loc[0, "song_id"] = "nope"
     bad.to_parquet(tiny_dataset / "interactions.parquet")
     with pytest.raises(DatasetError, match=r"interactions\.parquet: column 'song_id' has 1 song id\(s\) not in"):
-        load_dataset(tiny_dataset)
+        load_tables(tiny_dataset)
     interactions.to_parquet(tiny_dataset / "interactions.parquet")
 
     similarity = pd.read_parquet(tiny_dataset / "similarity.parquet")
     similarity.loc[0, "score"] = 1.5
     similarity.to_parquet(tiny_dataset / "similarity.parquet")
     with pytest.raises(DatasetError, match=r"similarity\.parquet: column 'score' must lie in \[0, 1\]"):
-        load_dataset(tiny_dataset)
+        load_tables(tiny_dataset)
 
 
 def test_unreadable_table_is_named(tiny_dataset):
     (tiny_dataset / "interactions.parquet").write_bytes(b"not parquet")
     with pytest.raises(DatasetError, match=r"interactions\.parquet: not a readable parquet"):
-        load_dataset(tiny_dataset)
+        load_tables(tiny_dataset)
 
 
 def _interactions(seed=0, n_users=40, n_songs=60):
@@ -78,8 +80,9 @@ def test_cold_fraction_zero_turns_the_holdout_off():
 
 
 def test_interaction_data_indexes_splits_and_keeps_order(tiny_dataset):
-    data = InteractionData.load(tiny_dataset)
-    dataset = load_dataset(tiny_dataset)
+    opened = SongDataset(tiny_dataset)
+    data = opened.interactions
+    dataset = opened.tables
     assert data.train.shape == (12, 24)
     assert data.train.nnz == len(dataset.splits["train"])
     assert data.test.nnz == len(dataset.splits["test"])
@@ -89,10 +92,11 @@ def test_interaction_data_indexes_splits_and_keeps_order(tiny_dataset):
         ids = [data.song_ids[i] for i in history]
         assert [positions[(user, s)] for s in ids] == sorted(positions[(user, s)] for s in ids)
     assert data.similarity is not None and (data.similarity != data.similarity.T).nnz == 0
+    assert opened.interactions is data and data.similarity is opened.similarity  # built once
 
 
 def test_shard_round_trip_and_index(tiny_dataset):
-    dataset = load_dataset(tiny_dataset)
+    dataset = load_tables(tiny_dataset)
     index = json.loads((tiny_dataset / "shards" / "index.json").read_text())
     assert sum(e["count"] for entries in index["splits"].values() for e in entries) == 24
     cold = set(dataset.split_meta["cold_song_ids"])
@@ -114,7 +118,7 @@ def test_shard_round_trip_and_index(tiny_dataset):
 def test_shard_writing_resumes_without_rewriting_finished_shards(tiny_dataset):
     from songdata.shards import assign_shard_splits, write_shards
 
-    dataset = load_dataset(tiny_dataset)
+    dataset = load_tables(tiny_dataset)
     shards = sorted((tiny_dataset / "shards").glob("*.tar"))
     mtimes = {p: p.stat().st_mtime_ns for p in shards}
     shards[0].unlink()
@@ -123,3 +127,21 @@ def test_shard_writing_resumes_without_rewriting_finished_shards(tiny_dataset):
     assert report.written["samples"] == 4
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in shards[1:])
     assert tarfile.is_tarfile(shards[0])
+
+
+def test_song_dataset_answers_from_one_opened_folder(tiny_dataset, tmp_path):
+    dataset = SongDataset(tiny_dataset)
+    assert dataset.has_audio and dataset.name == tiny_dataset.name and len(dataset.catalog) == 24
+    train_urls = dataset.shard_urls("train")
+    assert train_urls and all(Path(url).parent == tiny_dataset / "shards" for url in train_urls)
+    assert sum(dataset.num_samples(split) for split in ("train", "val", "test")) == 24
+    wanted = {0, 5, 7}
+    assert {index for index, _ in dataset.iter_songs(wanted)} == wanted
+    elsewhere = SongDataset(tiny_dataset, shard_url_template="pipe:cat /bucket/{name}")
+    assert elsewhere.shard_urls("train") == [f"pipe:cat /bucket/{Path(u).name}" for u in train_urls]
+
+    shutil.copytree(tiny_dataset, tmp_path / "no_audio", ignore=shutil.ignore_patterns("shards"))
+    silent = SongDataset(tmp_path / "no_audio")
+    assert not silent.has_audio and silent.interactions.n_songs == 24
+    with pytest.raises(DatasetError, match="no audio shards"):
+        next(silent.iter_songs())

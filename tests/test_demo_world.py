@@ -13,8 +13,6 @@ import pytest
 import torch
 import torchaudio
 
-from songdata.audio import SAMPLE_RATE, decode_audio_bytes
-from songdata.dataset import load_dataset
 from prepare.demo import (
     STYLES,
     build_demo_world,
@@ -30,6 +28,8 @@ from prepare.demo.difficulty import style_oracle_recall
 from prepare.demo.identity import LATENT_DIMS, draw_identity
 from prepare.demo.styles import Vocabulary
 from prepare.demo.world import DIFFICULTIES, identities, make_interactions, make_songs
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes
+from songdata.dataset import load_tables
 from songdata.shards import read_index
 
 TINY = dict(scale=0.06, song_seconds=3.0)  # 42 songs, 30 listeners
@@ -94,7 +94,7 @@ def test_another_seed_gives_another_world_in_the_same_folder(world, tmp_path):
 
 
 def test_layout_is_complete_and_valid(world):
-    dataset = load_dataset(world)
+    dataset = load_tables(world)
     catalog = dataset.catalog
     assert len(catalog) == 42 and catalog["song_id"].iloc[0] == "demo-0001"
     assert dataset.interactions["user_id"].nunique() == 30
@@ -114,7 +114,7 @@ def test_layout_is_complete_and_valid(world):
 
 def test_easy_world_is_the_first_world(easy_world):
     """Songs are their style's type: audio, lyrics and tags carry the style and nothing more."""
-    catalog = load_dataset(easy_world).catalog
+    catalog = load_tables(easy_world).catalog
     features = pd.read_parquet(easy_world / "song_features.parquet")
     assert len(catalog) == 40
     assert (features.groupby("style")[list(LATENT_DIMS)].nunique() == 1).all().all()
@@ -158,7 +158,7 @@ def test_histories_follow_drifting_tastes_in_the_latent_space():
 
 
 def test_cold_songs_stay_out_of_training(world):
-    dataset = load_dataset(world)
+    dataset = load_tables(world)
     cold = set(dataset.split_meta["cold_song_ids"])
     assert cold
     assert not cold & set(dataset.splits["train"]["song_id"])
@@ -200,7 +200,7 @@ def test_difficulty_json_holds_the_reference_figures(world):
     assert validation["style_oracle_a2l_R@10"] == pytest.approx(style_oracle_recall(styles), abs=1e-4)
     assert 0.0 <= validation["nn_style_accuracy_mean_log_mel"] <= 1.0
     demo = figures["calibration"]["demo"]
-    assert demo == interaction_statistics(load_dataset(world).interactions)
+    assert demo == interaction_statistics(load_tables(world).interactions)
 
 
 def test_style_oracle_and_calibration_statistics():

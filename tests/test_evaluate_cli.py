@@ -98,10 +98,12 @@ def test_interaction_only_dataset_runs_with_baselines_alone(world: dict[str, Pat
     assert all("note" not in rows[model, s] for model in ["simsong-wns", "als+simsong-wns"] for s in ["warm", "cold"])
 
 
-def test_repeated_ckpt_flags_become_one_list() -> None:
-    merged = evaluate.merge_repeated_ckpt(["--config", "eval.yaml", "--ckpt", "a.ckpt", "--ckpt=b.ckpt", "--seed", "1"])
-    assert merged == ["--config", "eval.yaml", "--seed", "1", '--ckpt=["a.ckpt", "b.ckpt"]']
-    assert evaluate.merge_repeated_ckpt(["--ckpt", "[a, b]"]) == ['--ckpt=["a", "b"]']
+def test_ckpt_takes_one_path_or_appends_several() -> None:
+    parser = evaluate.build_parser()
+    eval_yaml = ["--config", str(find_config("eval.yaml"))]
+    assert parser.parse_args([*eval_yaml, "--ckpt", "a.ckpt"]).ckpt == "a.ckpt"
+    assert parser.parse_args([*eval_yaml, "--ckpt+=a.ckpt", "--ckpt+=b.ckpt", "--seed", "1"]).ckpt == ["a.ckpt", "b.ckpt"]
+    assert parser.parse_args([*eval_yaml, "--ckpt", "[a, b]"]).ckpt == ["a", "b"]
 
 
 def test_eval_config_parses_and_builds_every_baseline() -> None:

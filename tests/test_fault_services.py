@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from prepare.demo import build_demo_world
-from songdata.interactions import InteractionData
 from generative.__main__ import load_config, main
 from generative.manifest import load_manifest, load_songs
 from generative.run import choose_users, generate_for_users
+from prepare.demo import build_demo_world
+from songdata import SongDataset
 from taste import LLMLyricJudge, OpenAIChatBackend, TasteSong
 from tests.chat_server import ChatServer, Reply
 from tests.suno_server import FakeSuno
@@ -31,10 +31,10 @@ CANDIDATE = TasteSong("c1", "Tide rolls in at the harbour")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> tuple[Path, InteractionData]:
+def world(tmp_path_factory) -> tuple[Path, SongDataset]:
     root = tmp_path_factory.mktemp("faults") / "world"
     build_demo_world(root, scale=0.1, song_seconds=1.0, workers=1)
-    return root, InteractionData.load(root)
+    return root, SongDataset(root)
 
 
 def suno_args(url: str, *extra: str) -> list[str]:
@@ -91,17 +91,18 @@ def test_generation_killed_while_polling_resumes_without_loss_or_repeat(world, t
 
 def test_garbage_poll_answers_are_retried_then_left_pending_not_paid_again(world, tmp_path):
     """A 200 that is not JSON, then JSON of the wrong shape, to a poll: bounded retries, then `pending`."""
-    root, data = world
+    root, dataset = world
+    data = dataset.interactions
     users = choose_users(data, 2, seed=0)
     with FakeSuno() as suno:
         suno.garble["get"] = [b"<html>502 Bad Gateway</html>", {"detail": "not a clip list"}]
         config = load_config(suno_args(suno.url, "--generator.max_retries", "1"))
-        run = generate_for_users(data, users, config, tmp_path / "out")
+        run = generate_for_users(dataset, users, config, tmp_path / "out")
         assert run.counts == {"pending": 1, "complete": 1} and suno.counts["get"] == 2 + 4
         first = requests_of(tmp_path / "out")[f"{data.user_ids[users[0]]}/0"]
         assert first["status"] == "pending" and first["job"]["clip_ids"] == ["clip-0001", "clip-0002"]
         assert "expected a list of clips" in first["error"] and "after 2 attempts" in first["error"]
-        run = generate_for_users(data, users, config, tmp_path / "out")
+        run = generate_for_users(dataset, users, config, tmp_path / "out")
         assert run.counts == {"complete": 1, "skipped_complete": 1} and len(run.songs) == 4
         assert len(suno.accepted) == suno.counts["custom_generate"] == 2
 
@@ -109,7 +110,8 @@ def test_garbage_poll_answers_are_retried_then_left_pending_not_paid_again(world
 @pytest.mark.parametrize("fault", ["garbage", "slow", "hang_up"])
 def test_a_submission_answered_badly_is_never_sent_twice(world, tmp_path, fault):
     """A paid submission answered with garbage, too late or not at all is recorded as failed, not resubmitted."""
-    root, data = world
+    root, dataset = world
+    data = dataset.interactions
     users = choose_users(data, 1, seed=0)
     with FakeSuno() as suno:
         if fault == "garbage":
@@ -119,25 +121,26 @@ def test_a_submission_answered_badly_is_never_sent_twice(world, tmp_path, fault)
         else:
             suno.hang_up["custom_generate"] = 1
         config = load_config(suno_args(suno.url, "--generator.request_timeout_s", "0.3"))
-        run = generate_for_users(data, users, config, tmp_path / "out")
+        run = generate_for_users(dataset, users, config, tmp_path / "out")
         assert run.counts == {"failed": 1} and run.songs == []
         (request,) = requests_of(tmp_path / "out").values()
         assert request["status"] == "failed" and "may still have been submitted" in request["error"]
         assert request["job"] is None and request["retry"] == "submit"
-        assert generate_for_users(data, users, config, tmp_path / "out").counts == {"skipped_failed": 1}
+        assert generate_for_users(dataset, users, config, tmp_path / "out").counts == {"skipped_failed": 1}
         assert suno.counts["custom_generate"] == len(suno.accepted) == 1
 
 
 @pytest.mark.parametrize("fault, logged", [("slow", "timed out"), ("hang_up", "connection error (ConnectionError)")])
 def test_a_poll_answered_late_or_not_at_all_is_retried(world, tmp_path, caplog, fault, logged):
-    root, data = world
+    root, dataset = world
+    data = dataset.interactions
     with FakeSuno() as suno:
         if fault == "slow":
             suno.slow["get"] = [1.5]
         else:
             suno.hang_up["get"] = 1
         config = load_config(suno_args(suno.url, "--generator.request_timeout_s", "0.3"))
-        run = generate_for_users(data, choose_users(data, 1, seed=0), config, tmp_path / "out")
+        run = generate_for_users(dataset, choose_users(data, 1, seed=0), config, tmp_path / "out")
         assert run.counts == {"complete": 1} and len(run.songs) == 2
         assert f"GET /api/get: {logged}; retry 1/4" in caplog.text
         assert suno.counts["get"] == 4 and len(suno.accepted) == 1  # the unanswered poll had moved the clips on

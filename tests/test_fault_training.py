@@ -20,11 +20,11 @@ import pytest
 import torch
 
 import train
-from songdata.interactions import InteractionData
 from evaluation.leaderboard import HybridConfig, Leaderboard
 from lightning_modules.checkpoint_io import AtomicCheckpointIO
 from recommenders import PopularityRecommender
 from recommenders.content import ContentRecommender, load_module
+from songdata import SongDataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,9 +132,9 @@ def test_corrupt_shards_are_skipped_and_counted_in_training_and_evaluation(tiny_
     assert any(r.get("val/a2l_R@10") for r in rows)
 
     checkpoint = tmp_path / "smoke" / "checkpoints" / "last.ckpt"
-    data = InteractionData.load(tiny_dataset)
+    dataset = SongDataset(tiny_dataset)
     recommender = ContentRecommender(str(checkpoint))
-    embeddings = recommender.song_embeddings_for(data)
+    embeddings = recommender.song_embeddings_for(dataset.interactions)
     assert embeddings.shape[0] == 24 and (abs(embeddings).sum(axis=1) > 0).all()  # lyrics still embed them
     # The lyrics in the shards are not read here (the catalog's are): two songs lack audio, and why is told.
     assert recommender.skipped["undecodable audio"] == 1 and recommender.skipped["not found in the shards"] == 1
@@ -143,7 +143,7 @@ def test_corrupt_shards_are_skipped_and_counted_in_training_and_evaluation(tiny_
 
     board = Leaderboard([PopularityRecommender()], run_dirs=[], ks=[10], report_metrics=["ndcg@10"], n_bootstrap=10,
                         hybrid=HybridConfig(enabled=False), wandb=False, show_progress=False)
-    board.run(tiny_dataset, tmp_path / "report", checkpoints=[checkpoint])  # the report says so too
+    board.run(SongDataset(tiny_dataset), tmp_path / "report", checkpoints=[checkpoint])  # the report says so too
     (note,) = [n for n in json.loads((tmp_path / "report" / "run.json").read_text())["notes"] if "audio embedding" in n]
     assert note.startswith("smoke: songs without an audio embedding") and "undecodable audio: 1" in note
     assert "not found in the shards: 1" in note

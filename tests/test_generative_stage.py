@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from evaluation.generative_stage import GenerativeConfig, JudgeConfig
 from evaluation.leaderboard import Leaderboard
 from recommenders import ALSRecommender, PopularityRecommender
+from songdata import SongDataset
 from tests.chat_server import ChatServer, Reply
 from tests.conftest import wandb_records, write_tiny_dataset
 
@@ -37,10 +38,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("generative")
     root = write_tiny_dataset(tmp / "tiny")
     out = tmp / "report"
-    first = leaderboard(wandb=True, **STAGE).run(root, out, checkpoints=[])
+    first = leaderboard(wandb=True, **STAGE).run(SongDataset(root), out, checkpoints=[])
     run_json = json.loads((out / "run.json").read_text())
     meta_first, wandb_dir = run_json["generative"], Path(run_json["wandb"])
-    second = leaderboard(**STAGE).run(root, out, checkpoints=[])
+    second = leaderboard(**STAGE).run(SongDataset(root), out, checkpoints=[])
     meta_second = json.loads((out / "run.json").read_text())["generative"]
     return {"root": root, "out": out, "first": first, "second": second, "meta": (meta_first, meta_second), "tmp": tmp,
             "wandb_dir": wandb_dir}
@@ -114,7 +115,7 @@ def judged_copy(two_runs: dict, tmp_path: Path, server: ChatServer) -> tuple[Pat
     out = tmp_path / "report"
     shutil.copytree(two_runs["out"], out)
     judge = JudgeConfig("openai", "judge-test", server.base_url, api_key_env="JUDGE_KEY")
-    leaderboard(**{**STAGE, "judge": judge}).run(two_runs["root"], out, checkpoints=[])
+    leaderboard(**{**STAGE, "judge": judge}).run(SongDataset(two_runs["root"]), out, checkpoints=[])
     rows = {(r["model"], r["slice"]): r for r in json.loads((out / "leaderboard.json").read_text())}
     return out, rows
 
@@ -150,7 +151,7 @@ def test_unparseable_judgements_are_counted_never_scored(two_runs, tmp_path) -> 
 
 def test_disabled_stage_adds_no_taste_columns(two_runs: dict) -> None:
     out = two_runs["tmp"] / "off"
-    report = leaderboard(enabled=False).run(two_runs["root"], out, checkpoints=[])
+    report = leaderboard(enabled=False).run(SongDataset(two_runs["root"]), out, checkpoints=[])
     assert not any("lyric_relevance" in r["metrics"] or r["slice"] == "generated" for r in report.rows)
     assert "midi_similarity" not in (out / "leaderboard.csv").read_text()
     assert not (out / "generated").exists()

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from songdata.audio import SAMPLE_RATE
-from songdata.dataset import load_dataset
 from prepare.importers.hetrec import import_hetrec
 from prepare.importers.lastfm_similars import import_lastfm_similars
 from prepare.importers.manifest import import_manifest
 from prepare.importers.mpd import import_mpd
 from prepare.importers.taste_profile import import_taste_profile
 from prepare.importers.yes import import_yes
+from songdata.audio import SAMPLE_RATE
+from songdata.dataset import load_tables
 from songdata.splits import SplitConfig
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -30,7 +30,7 @@ TINY_NO_COLD = SplitConfig(seed=0, val_fraction=0.0, test_fraction=0.4, cold_fra
 
 def assert_no_leak(root: Path) -> None:
     """cold_fraction 0: no cold songs, and no user's test song is among that user's train songs."""
-    dataset = load_dataset(root)
+    dataset = load_tables(root)
     assert dataset.split_meta["cold_song_ids"] == []
     train, test = dataset.splits["train"], dataset.splits["test"]
     assert len(test) > 0
@@ -84,7 +84,7 @@ def test_manifest_decodes_every_format_to_mono_16k_shards(manifest_folder: Path)
         manifest_folder / "songs.csv", out, interactions=manifest_folder / "plays.csv",
         similarity=manifest_folder / "similar.csv", workers=2, songs_per_shard=2,
     )
-    dataset = load_dataset(out)
+    dataset = load_tables(out)
     catalog = dataset.catalog.set_index("song_id")
     assert list(catalog.index) == ["a", "b", "c", "d"]
     assert list(catalog.loc["a", "tags"]) == ["rock", "pop"] and list(catalog.loc["b", "tags"]) == ["jazz", "blues"]
@@ -117,7 +117,7 @@ def test_manifest_jsonl_counts_bad_lines_and_undecodable_audio(tmp_path: Path) -
     manifest = tmp_path / "songs.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n{not json\n" + json.dumps(rows[2]) + "\n")
     report = import_manifest(manifest, tmp_path / "out", workers=1)
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     assert list(dataset.catalog["song_id"]) == ["ok", "bad"] and list(dataset.catalog["tags"][0]) == ["a", "b"]
     assert len(dataset.interactions) == 0
     assert report.skipped["malformed JSON line in the manifest"] == 1
@@ -161,7 +161,7 @@ def test_taste_profile_sums_repeats_counts_bad_lines_and_joins_metadata(msd_fold
     out = msd_folder / "taste"
     songs = msd_folder / "unique_tracks.txt"
     report = import_taste_profile(msd_folder / "triplets.txt", out, TINY_NO_COLD, songs=songs)
-    dataset = load_dataset(out)
+    dataset = load_tables(out)
     catalog = dataset.catalog.set_index("song_id")
     assert sorted(catalog.index) == ["SOA", "SOB", "SOC", "SOD"]
     assert catalog.loc["SOB", ["artist", "title"]].tolist() == ["Artist B", "Song B"]
@@ -178,7 +178,7 @@ def test_taste_profile_sums_repeats_counts_bad_lines_and_joins_metadata(msd_fold
 def test_lastfm_similars_alone_gives_catalog_similarity_and_empty_interactions(msd_folder: Path) -> None:
     out = msd_folder / "lastfm"
     report = import_lastfm_similars(msd_folder / "lastfm_train", out, max_tags=2)
-    dataset = load_dataset(out)
+    dataset = load_tables(out)
     catalog = dataset.catalog.set_index("song_id")
     assert sorted(catalog.index) == ["TRA", "TRB", "TRB2", "TRC"]
     assert list(catalog.loc["TRA", "tags"]) == ["rock", "guitar"]
@@ -192,11 +192,11 @@ def test_lastfm_similars_alone_gives_catalog_similarity_and_empty_interactions(m
 def test_lastfm_similars_onto_taste_profile_keeps_its_interactions_and_splits(msd_folder: Path) -> None:
     out = msd_folder / "combined"
     import_taste_profile(msd_folder / "triplets.txt", out, TINY_NO_COLD)
-    before = load_dataset(out)
+    before = load_tables(out)
     report = import_lastfm_similars(
         msd_folder / "lastfm_train", out, interactions_from=out, tracks=msd_folder / "unique_tracks.txt"
     )
-    after = load_dataset(out)
+    after = load_tables(out)
     assert list(after.catalog["song_id"]) == list(before.catalog["song_id"])
     pd.testing.assert_frame_equal(after.interactions, before.interactions)
     pd.testing.assert_frame_equal(after.splits["test"], before.splits["test"])
@@ -230,7 +230,7 @@ def write_hetrec(folder: Path) -> Path:
 
 def test_hetrec_artists_are_items_with_top_tags(tmp_path: Path) -> None:
     report = import_hetrec(write_hetrec(tmp_path / "hetrec"), tmp_path / "out", TINY_NO_COLD)
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     catalog = dataset.catalog.set_index("song_id")
     assert list(catalog.index) == ["hetrec-1", "hetrec-2", "hetrec-3", "hetrec-4", "hetrec-5"]
     assert catalog.loc["hetrec-1", ["artist", "title"]].tolist() == ["MALICE MIZER"] * 2
@@ -260,7 +260,7 @@ def write_yes(folder: Path) -> Path:
 
 def test_yes_playlists_are_users_with_counts_positions_and_tags(tmp_path: Path) -> None:
     report = import_yes(write_yes(tmp_path / "yes"), tmp_path / "out", TINY_NO_COLD)
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     catalog = dataset.catalog.set_index("song_id")
     assert list(catalog.index) == ["yes-0", "yes-1", "yes-2", "yes-4"]  # song 3 is in no playlist
     assert catalog.loc["yes-0", "title"] == "Gucci Time (w/ Swizz Beatz)"
@@ -302,7 +302,7 @@ def write_mpd(folder: Path) -> Path:
 
 def test_mpd_playlists_are_users_tracks_are_songs(tmp_path: Path) -> None:
     report = import_mpd(write_mpd(tmp_path / "mpd"), tmp_path / "out", TINY_NO_COLD, max_tags=2)
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     catalog = dataset.catalog.set_index("song_id")
     assert len(catalog) == 5 and catalog.loc["spotify:track:2", "duration_s"] == pytest.approx(102.0)
     assert catalog.loc["spotify:track:2", ["artist", "title"]].tolist() == ["Artist 2", "Track 2"]
@@ -327,7 +327,7 @@ def real(name: str) -> Path:
 
 def test_real_hetrec_has_1892_users_17632_artists_92834_rows(tmp_path: Path) -> None:
     report = import_hetrec(real("hetrec-lastfm-2k"), tmp_path / "out", NO_COLD)
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     assert dataset.interactions["user_id"].nunique() == 1892
     assert len(dataset.catalog) == 17632 and len(dataset.interactions) == 92834
     assert report.written["artists_without_name"] == 0
@@ -336,7 +336,7 @@ def test_real_hetrec_has_1892_users_17632_artists_92834_rows(tmp_path: Path) -> 
 
 def test_real_yes_has_1000_playlists_over_25179_songs(tmp_path: Path) -> None:
     report = import_yes(real("yes-playlists"), tmp_path / "out", NO_COLD)
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     assert dataset.interactions["user_id"].nunique() == 1000
     assert len(dataset.catalog) == 25179 and dataset.interactions["song_id"].nunique() == 25179
     assert dataset.interactions["weight"].sum() == report.written["playlist_entries"] == 176_510

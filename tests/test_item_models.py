@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import torch
 
-from songdata.dataset import SongDataset, normalise_catalog
-from songdata.interactions import InteractionData
 from recommenders import EASERecommender, ItemKNNRecommender, RP3betaRecommender, training_only
+from songdata.dataset import DatasetTables, normalise_catalog
+from songdata.interactions import InteractionData
 
 TRAIN = [("u0", 0), ("u0", 1), ("u1", 0), ("u1", 1), ("u1", 2), ("u2", 1), ("u2", 2), ("u2", 3)]
 HELD_OUT = [("u0", 2), ("u1", 3), ("u2", 0)]
@@ -36,8 +36,8 @@ def tiny() -> InteractionData:
     splits = {"train": table(TRAIN), "val": table(HELD_OUT[:1]), "test": table(HELD_OUT[1:])}
     interactions = pd.concat(splits.values(), ignore_index=True)
     splits = {name: split.drop(columns="position") for name, split in splits.items()}
-    dataset = SongDataset(Path("tiny"), normalise_catalog(catalog), interactions, None, splits, {})
-    return InteractionData.from_dataset(dataset)
+    tables = DatasetTables(Path("tiny"), normalise_catalog(catalog), interactions, None, splits, {})
+    return InteractionData.from_tables(tables)
 
 
 def u0_scores(model) -> list[float]:

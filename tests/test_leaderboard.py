@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.leaderboard import (
-    CANNOT_RANK_COLD, HybridConfig, Leaderboard, latest_checkpoint, sort_rows, to_csv, to_markdown,
-)
+from evaluation.checkpoints import latest_checkpoint
 from evaluation.generative_stage import GenerativeConfig
+from evaluation.leaderboard import CANNOT_RANK_COLD, HybridConfig, Leaderboard
+from evaluation.reports import sort_rows, to_csv, to_markdown
 from recommenders import ALSRecommender, PopularityRecommender, RandomRecommender
+from songdata import SongDataset
 
 KS = [5, 10]
 
@@ -44,8 +45,8 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     tmp = tmp_path_factory.mktemp("leaderboard")
     root = write_tiny_dataset(tmp / "tiny")
     first, second = tmp / "first", tmp / "second"
-    tiny_leaderboard().run(root, first, checkpoints=[])
-    tiny_leaderboard().run(root, second, checkpoints=[])
+    tiny_leaderboard().run(SongDataset(root), first, checkpoints=[])
+    tiny_leaderboard().run(SongDataset(root), second, checkpoints=[])
     return root, first, second
 
 
@@ -133,7 +134,7 @@ def test_writers_turn_missing_values_into_nulls_and_keep_extra_columns() -> None
 
 
 def test_leaderboard_without_bootstrap_writes_null_intervals(tmp_path: Path, two_runs) -> None:
-    report = tiny_leaderboard(n_bootstrap=0, hybrid=HybridConfig(enabled=False)).run(two_runs[0], tmp_path, [])
+    report = tiny_leaderboard(n_bootstrap=0, hybrid=HybridConfig(enabled=False)).run(SongDataset(two_runs[0]), tmp_path, [])
     text = (tmp_path / "leaderboard.json").read_text()
     assert "NaN" not in text and strict_json(text)
     assert all(bounds == [None, None] for row in report.rows for bounds in row["ci95"].values())
@@ -142,7 +143,7 @@ def test_leaderboard_without_bootstrap_writes_null_intervals(tmp_path: Path, two
 def test_validation_split_is_reported_as_such_and_differs_from_test(tmp_path: Path, two_runs) -> None:
     """`split: val`, for tuning: validation users and songs, recorded in the title, run.json and settings."""
     root, test_out, _ = two_runs
-    report = tiny_leaderboard(split="val").run(root, tmp_path, checkpoints=[])
+    report = tiny_leaderboard(split="val").run(SongDataset(root), tmp_path, checkpoints=[])
     val = {(row["model"], row["slice"]): row for row in report.rows}
     test = {(row["model"], row["slice"]): row for row in strict_json((test_out / "leaderboard.json").read_text())}
     for model in ["popularity", "als"]:
@@ -164,12 +165,11 @@ class PeekingRecommender(PopularityRecommender):
 
 
 def test_a_baseline_that_reads_test_interactions_while_fitting_fails(two_runs) -> None:
-    from songdata.interactions import InteractionData
     from recommenders.base import HeldOutAccessError
 
     board = tiny_leaderboard(baselines=[PeekingRecommender()], hybrid=HybridConfig(enabled=False))
     with pytest.raises(HeldOutAccessError):
-        board.fit(InteractionData.load(two_runs[0]), checkpoints=[])
+        board.fit(SongDataset(two_runs[0]), checkpoints=[])
 
 
 def test_bad_settings_fail_with_the_field_name() -> None:

@@ -19,9 +19,9 @@ from torchmetrics.functional.retrieval import (
     retrieval_reciprocal_rank,
 )
 
-from songdata.interactions import InteractionData
 from evaluation.evaluator import block_topk, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES, bootstrap_ci, metric_keys, ranking_metrics
+from songdata.interactions import InteractionData
 
 
 def make_data(train, val, test, cold=()) -> InteractionData:

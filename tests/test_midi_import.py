@@ -11,10 +11,10 @@ import pandas as pd
 import pretty_midi
 import pytest
 
-from songdata.audio import SAMPLE_RATE, decode_audio_bytes
-from songdata.dataset import load_dataset
 from prepare.demo import compose_song
 from prepare.importers.midi import artist_title_from_path, import_midi, midi_lyrics
+from songdata.audio import SAMPLE_RATE, decode_audio_bytes
+from songdata.dataset import load_tables
 from songdata.shards import read_index
 from songdata.splits import SplitConfig
 
@@ -81,7 +81,7 @@ def test_import_folder(tmp_path):
     assert report.skipped["MIDI without notes"] == 1
     assert sum(n for reason, n in report.skipped.items() if reason.startswith("unreadable MIDI")) == 1
     assert report.written["songs"] == 10 and report.written["samples"] == 10
-    dataset = load_dataset(tmp_path / "out")
+    dataset = load_tables(tmp_path / "out")
     assert dataset.interactions.empty and all(split.empty for split in dataset.splits.values())
     assert dataset.split_meta["cold_song_ids"] == []
     catalog = dataset.catalog.set_index("song_id")
@@ -120,7 +120,7 @@ def test_real_karaoke_midi_lyrics_match_metadata(tmp_path):
     for song, sample in samples.items():
         assert _normalise(sample["txt"]) == _normalise(expected[song]), song
         assert len(sample["wave"]) <= 10 * SAMPLE_RATE and np.abs(sample["wave"]).max() > 0.1
-    catalog = load_dataset(tmp_path / "out").catalog.set_index("song_id")
+    catalog = load_tables(tmp_path / "out").catalog.set_index("song_id")
     stranded = metadata.loc[metadata["lakh_path"] == "S/Stranded.mid", "lakh_md5"].iloc[0]
     assert catalog.loc[stranded, "title"] == "Stranded"
     assert sum(s["split"] == "val" for s in samples.values()) == 2

@@ -10,8 +10,8 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from songdata.audio import SAMPLE_RATE
 from prepare.demo import compose_song, render_midi
+from songdata.audio import SAMPLE_RATE
 from taste import MidiSimilarity, TasteSong, Transcriber, file_hash, summarise, waveform_hash
 
 STYLES = ("calm folk", "energetic rock", "dark electronic")
@@ -128,10 +128,11 @@ def test_failures_are_results_not_scores(corpus):
 def test_catalog_songs_come_from_the_shards(tiny_dataset):
     import pandas as pd
 
+    from songdata import SongDataset
     from taste import iter_catalog_songs
 
     catalog = pd.read_parquet(tiny_dataset / "catalog.parquet")
-    songs = dict(iter_catalog_songs(tiny_dataset, catalog))
+    songs = dict(iter_catalog_songs(SongDataset(tiny_dataset)))
     assert len(songs) == len(catalog)
     index, song = next(iter(songs.items()))
     assert song.id == catalog.song_id[index] and song.lyrics == catalog.lyrics[index]

@@ -8,10 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from prepare.demo import build_demo_world, get_style
-from songdata.interactions import InteractionData
 from generative import load_config
-from taste.novelty import words
 from generative.prompts import (
     SUNO_V4_LIMITS,
     SUNO_V45_LIMITS,
@@ -23,6 +20,9 @@ from generative.prompts import (
     render_template,
     taste_profile,
 )
+from prepare.demo import build_demo_world, get_style
+from songdata import InteractionData, SongDataset
+from taste.novelty import words
 
 PROMPTS = load_config().prompts  # the templates of configs/generate.yaml
 
@@ -31,7 +31,7 @@ PROMPTS = load_config().prompts  # the templates of configs/generate.yaml
 def world(tmp_path_factory) -> tuple[InteractionData, pd.DataFrame]:
     root = tmp_path_factory.mktemp("prompts") / "world"
     build_demo_world(root, difficulty="easy", scale=0.1, song_seconds=1.0, workers=1)  # tags = the style
-    return InteractionData.load(root), pd.read_parquet(root / "song_features.parquet").set_index("song_id")
+    return SongDataset(root).interactions, pd.read_parquet(root / "song_features.parquet").set_index("song_id")
 
 
 def plays(data: InteractionData, user: int) -> dict[int, float]:

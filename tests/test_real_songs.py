@@ -16,9 +16,10 @@ from evaluation.real_songs import (
     split_song_indices,
     syllables,
 )
-from lightning_modules.song_embeddings import embed_audio_catalog, embed_lyrics_catalog
+from lightning_modules.song_embeddings import SongEmbedder, embed_lyrics
 from prepare.importers.midi import import_midi
-from songdata.dataset import load_dataset
+from songdata import SongDataset
+from songdata.dataset import load_tables
 from songdata.splits import SplitConfig
 from tests.conftest import SHARED_DATASETS
 from tests.test_encoders import make_tiny_simsong
@@ -51,7 +52,7 @@ def karaoke(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_lyrics_are_clipped_to_the_rendered_audio(karaoke):
     out, _ = karaoke
-    catalog = load_dataset(out, require_splits=False).catalog
+    catalog = load_tables(out, require_splits=False).catalog
     full = pd.read_csv(LMD / "metadata.csv").assign(song_id=lambda m: m["file"].map(lambda f: Path(f).stem))
     full = full.set_index("song_id")["lyrics"]
     words = catalog["lyrics"].str.split().map(len)
@@ -61,8 +62,8 @@ def test_lyrics_are_clipped_to_the_rendered_audio(karaoke):
 
 def test_baseline_and_model_figures_on_held_out_songs(karaoke, tmp_path):
     out, midi = karaoke
-    catalog = load_dataset(out, require_splits=False).catalog
-    splits = split_song_indices(out)
+    catalog = load_tables(out, require_splits=False).catalog
+    splits = split_song_indices(SongDataset(out, require_splits=False))
     assert sorted(splits["train"] + splits["val"]) == list(range(len(catalog))) and len(splits["val"]) >= 4
     paths = {p.stem: p for p in midi.glob("*.mid")}
     baseline = counting_baseline(catalog, paths, splits["train"], splits["val"], SECONDS)
@@ -73,7 +74,7 @@ def test_baseline_and_model_figures_on_held_out_songs(karaoke, tmp_path):
     assert chance_figures(n)["a2l_medr"] == (n + 1) / 2
     module = make_tiny_simsong(tmp_path).eval()
     with torch.inference_mode():
-        audio = embed_audio_catalog(module, out, len(catalog))[splits["val"]]
-        lyrics = embed_lyrics_catalog(module, catalog.iloc[splits["val"]])
+        audio = SongEmbedder(fuse="audio").embed(module, SongDataset(out, require_splits=False))[splits["val"]]
+        lyrics = embed_lyrics(module, catalog.iloc[splits["val"]])
     figures = model_figures(audio, lyrics)
     assert set(figures) == set(baseline) and all(np.isfinite(v) for v in figures.values())

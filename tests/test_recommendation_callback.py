@@ -51,7 +51,7 @@ def test_logs_metrics_every_epoch_and_fits_baselines_once(tiny_dataset: Path, tm
     assert [(h["epoch"], h["model"]) for h in callback.history] == [
         (e, m) for e in (0, 1) for m in ("popularity", "als", "simsong")
     ]
-    assert callback._crops is not None  # decoded once, reused in epoch 2
+    assert callback.embedder._cache is not None  # decoded once, reused in epoch 2
     assert list((tmp_path / "wandb").glob("offline-run-*/*.wandb"))  # scalars and rec/table went to W&B too
 
 
@@ -61,16 +61,14 @@ def test_other_ranks_return_without_touching_data_or_model() -> None:
     trainer = SimpleNamespace(
         sanity_checking=False, state=SimpleNamespace(fn="fit"), is_global_zero=False, datamodule=None, loggers=[]
     )
-    callback.on_validation_epoch_end(trainer, pl_module=None)  # would raise on rank 0: no dataset root
-    assert callback.history == [] and callback._data is None
+    callback.on_validation_epoch_end(trainer, pl_module=None)  # would raise on rank 0: no datamodule
+    assert callback.history == [] and callback._baseline_results is None
 
 
 def test_runs_every_n_validations_only(monkeypatch: pytest.MonkeyPatch) -> None:
     callback = RecommendationEvaluation(every_n_epochs=3, baselines=[])
     calls = []
-    monkeypatch.setattr(callback, "_load", lambda trainer: calls.append(trainer) or None)
-    monkeypatch.setattr(callback, "_evaluate_model", lambda module, data: None)
-    monkeypatch.setattr(callback, "_log", lambda trainer, results, seconds: None)
+    monkeypatch.setattr(callback, "evaluate", lambda trainer, module: calls.append(trainer))
     trainer = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"), is_global_zero=True)
     for _ in range(7):
         callback.on_validation_epoch_end(trainer, pl_module=None)
@@ -82,9 +80,11 @@ def test_rejects_unknown_metric_keys() -> None:
         RecommendationEvaluation(metrics=["ndcg10"])
 
 
-def test_centre_crop_takes_the_middle() -> None:
-    from callbacks.recommendation import _centre_crop
+def test_song_windows_follow_one_short_song_rule() -> None:
+    from lightning_modules.song_embeddings import song_windows
 
     wave = np.arange(10, dtype=np.float32)
-    assert _centre_crop(wave, 4).tolist() == [3, 4, 5, 6]
-    assert _centre_crop(wave[:2], 4).tolist() == [0, 1, 0, 0]
+    assert song_windows(wave, 4, "centre").tolist() == [[3, 4, 5, 6]]
+    assert song_windows(wave, 4, "whole").tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]  # the rest (8, 9) is left out
+    for crop in ("centre", "whole"):  # shorter than a window: padded at the end to one window
+        assert song_windows(wave[:2], 4, crop).tolist() == [[0, 1, 0, 0]]

@@ -9,9 +9,6 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from songdata.dataset import SongDataset, normalise_catalog
-from songdata.interactions import InteractionData
-from songdata.splits import SplitConfig, split_interactions
 from evaluation.evaluator import evaluate_recommender, evaluate_scorer
 from recommenders import (
     ALSRecommender,
@@ -30,6 +27,9 @@ from recommenders import (
     training_only,
 )
 from recommenders.base import HeldOutAccessError
+from songdata.dataset import DatasetTables, normalise_catalog
+from songdata.interactions import InteractionData
+from songdata.splits import SplitConfig, split_interactions
 
 N_USERS, N_SONGS, N_STYLES = 200, 300, 6
 SONG_STYLE = np.arange(N_SONGS) % N_STYLES
@@ -53,8 +53,8 @@ def world() -> InteractionData:
          "tags": [[] for _ in range(N_SONGS)], "duration_s": 180.0}
     )
     splits, meta = split_interactions(interactions, SplitConfig(seed=0, cold_fraction=0.1))
-    dataset = SongDataset(Path("planted"), normalise_catalog(catalog), interactions, None, splits, meta)
-    return InteractionData.from_dataset(dataset)
+    tables = DatasetTables(Path("planted"), normalise_catalog(catalog), interactions, None, splits, meta)
+    return InteractionData.from_tables(tables)
 
 
 def planted_embeddings(seed: int = 0) -> np.ndarray:

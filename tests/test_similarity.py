@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from songdata.dataset import load_dataset
+from songdata import SongDataset
 from songdata.similarity import CO_LISTENING_CACHE, co_listening_similarity, song_similarity
 from tests.conftest import write_tiny_dataset
 
@@ -36,7 +36,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_co_listening_ignores_validation_and_test_interactions(folder: Path) -> None:
-    first = song_similarity(load_dataset(folder), "auto")
+    first = song_similarity(SongDataset(folder), "auto")
     note = json.loads((folder / (CO_LISTENING_CACHE + ".json")).read_text())
     assert "train" in note["built_from"] and note["top_k"] == 100
     for name in ("val", "test"):  # every held-out pair moves to another song, and a new user appears
@@ -45,20 +45,20 @@ def test_co_listening_ignores_validation_and_test_interactions(folder: Path) -> 
         extra = pd.DataFrame({"user_id": ["new"] * 3, "song_id": ["s000", "s001", "s002"], "weight": 1.0})
         pd.concat([split, extra]).drop_duplicates(["user_id", "song_id"]).to_parquet(folder / "splits" / f"{name}.parquet")
     (folder / CO_LISTENING_CACHE).unlink()  # rebuild from scratch, not from the cache
-    second = song_similarity(load_dataset(folder), "co_listening")
+    second = song_similarity(SongDataset(folder), "co_listening")
     assert (first.matrix != second.matrix).nnz == 0 and "co-listening" in second.source
     train = pd.read_parquet(folder / "splits" / "train.parquet")
     train.iloc[: len(train) // 2].to_parquet(folder / "splits" / "train.parquet")
-    third = song_similarity(load_dataset(folder), "co_listening")  # the cache notices the training split changed
+    third = song_similarity(SongDataset(folder), "co_listening")  # the cache notices the training split changed
     assert (first.matrix != third.matrix).nnz > 0
 
 
 def test_sources_file_lyrics_and_errors(folder: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no similarity.parquet"):
-        song_similarity(load_dataset(folder), "file")
-    assert song_similarity(load_dataset(folder), "lyrics") is None
+        song_similarity(SongDataset(folder), "file")
+    assert song_similarity(SongDataset(folder), "lyrics") is None
     imported = write_tiny_dataset(tmp_path / "imported")
-    given = song_similarity(load_dataset(imported), "auto")
+    given = song_similarity(SongDataset(imported), "auto")
     table = pd.read_parquet(imported / "similarity.parquet")
     assert "imported" in given.source and given.matrix.nnz == 2 * len(table)
     block = given.lookup(torch.tensor([0, 1]), torch.tensor([2, 3]))  # s000–s002 is in the file

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import multiprocessing
+import os
 import socket
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import pytest
+import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-import scipy.sparse as sp
-
 from lightning_modules.simsong import SimSongModule, first_occurrences, retrieval_metrics
+from lightning_modules.song_embeddings import song_windows
 from songdata.similarity import SongSimilarity
 from tests.test_encoders import make_tiny_bert
 
@@ -154,8 +154,9 @@ def test_checkpoint_rebuilds_identical_embeddings(tiny_bert: Path, tmp_path: Pat
     assert torch.equal(module.embed_audio(waves), restored.embed_audio(waves))
     assert torch.equal(module.embed_lyrics(lyrics), restored.embed_lyrics(lyrics))
     assert restored.hparams.segment_seconds == SEGMENT_SECONDS
-    song = restored.embed_song(data.audio[0].flatten())  # two training-length windows
-    assert song.shape == (8,) and torch.isclose(song.norm(), torch.tensor(1.0))
+    length = int(round(SEGMENT_SECONDS * restored.hparams.sample_rate))
+    windows = song_windows(data.audio[0].flatten().numpy(), length)  # two training-length windows
+    assert windows.shape[0] == 2 and torch.equal(module.embed_audio(windows), restored.embed_audio(windows))
 
 
 def test_retrieval_metrics_and_dedup() -> None:

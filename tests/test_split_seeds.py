@@ -8,12 +8,12 @@ import yaml
 
 import evaluate_seeds
 from evaluation.split_seeds import resplit
-from songdata.dataset import load_dataset
+from songdata import SongDataset
 from tests.test_tuning import dataset  # noqa: F401  (the fixture: a 60-user world written to disk)
 
 
 def test_each_split_seed_redraws_the_split_with_the_same_fractions(dataset):  # noqa: F811
-    folder = load_dataset(dataset)
+    folder = SongDataset(dataset)
     first, again, other = resplit(folder, 0), resplit(folder, 0), resplit(folder, 1)
     assert (first.test != again.test).nnz == 0 and (first.test != other.test).nnz > 0
     assert first.train.nnz == other.train.nnz and first.test.nnz == other.test.nnz

@@ -144,7 +144,7 @@ def test_every_value_parses_through_the_program_cli(path: Path, agent_env) -> No
                 assert config[key] == value, key
         else:
             parser = evaluate.build_parser()
-            config = parser.parse_args(evaluate.merge_repeated_ckpt(resolve_config_args(argv)))
+            config = parser.parse_args(resolve_config_args(argv))
             for key, value in params.items():
                 assert config.baselines[-1].init_args[key.removeprefix("baselines.init_args.")] == value, key
             init = parser.instantiate(config)
@@ -192,8 +192,9 @@ def test_agent_run_trains_in_its_own_folder_and_logs_the_target(tiny_dataset: Pa
     assert list((run_dir / "wandb").glob("offline-run-*-run0001"))
     assert pd.read_csv(run_dir / "csv" / "metrics.csv")[target].notna().sum() == 1
     callback = next(c for c in cli.trainer.callbacks if isinstance(c, RecommendationEvaluation))
-    warm = callback._data.n_songs - len(callback._data.cold_songs)
-    assert sum(len(songs) for songs, _ in callback._crops) == warm  # every warm song read through the pipe
+    data = cli.datamodule.dataset.interactions
+    warm = data.n_songs - len(data.cold_songs)
+    assert sum(len(songs) for songs, _, _ in callback.embedder._cache) == warm  # every warm song read through the pipe
 
 
 @pytest.mark.parametrize("family", ["als", "word2vec"])

@@ -8,12 +8,12 @@ import torch
 
 from evaluation.evaluator import evaluate_recommender
 from recommenders import AudioRecommender, LyricsRecommender, TagsRecommender, training_only
-from songdata.interactions import InteractionData
+from songdata import InteractionData, SongDataset
 
 
 @pytest.fixture
 def data(tiny_dataset: Path) -> InteractionData:
-    return InteractionData.load(tiny_dataset)
+    return SongDataset(tiny_dataset).interactions
 
 
 def cold_indices(data: InteractionData) -> np.ndarray:

@@ -96,13 +96,13 @@ def _secret(value: SecretStr | str | None, env: str) -> str | None:
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
-def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0, data=None) -> Generator:
-    """The configured backend, writing its audio under `audio_dir` (`history` reads `data`'s histories)."""
+def build_generator(config: GeneratorConfig, audio_dir: Path, seed: int = 0, dataset=None) -> Generator:
+    """The configured backend, writing its audio under `audio_dir` (`history` reads `dataset`'s histories and shards)."""
     if config.backend == "history":
         from generative.generators.history import HistoryGenerator
 
         cache = Path(config.cache_dir) if config.cache_dir else Path(audio_dir).parent / "cache"
-        return HistoryGenerator(audio_dir, data, cache, config.seconds, config.clips_per_request, seed)
+        return HistoryGenerator(audio_dir, dataset, cache, config.seconds, config.clips_per_request, seed)
     if config.backend == "random":
         from generative.generators.random_songs import RandomGenerator
 

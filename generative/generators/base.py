@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from songdata.audio import SAMPLE_RATE
 from generative.prompts import Prompt
+from songdata.audio import SAMPLE_RATE
 
 
 class GenerationError(RuntimeError):

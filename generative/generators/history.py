@@ -29,7 +29,7 @@ class HistoryGenerator(Generator):
 
     Args:
         audio_dir: Audio lands in `audio_dir/<user>/<clip id>.wav`.
-        data: The dataset (`InteractionData`) whose histories and shards are read.
+        dataset: The `SongDataset` whose training histories and shards are read.
         cache_dir: Shared transcription cache (`taste.catalog_audio` layout).
         seconds: Length of each song.
         clips_per_request: Songs per request.
@@ -44,7 +44,7 @@ class HistoryGenerator(Generator):
     def __init__(
         self,
         audio_dir: Path,
-        data,
+        dataset,
         cache_dir: Path,
         seconds: float = 12.0,
         clips_per_request: int = 2,
@@ -52,11 +52,11 @@ class HistoryGenerator(Generator):
         max_history_songs: int = 16,
         order: int = 2,
     ) -> None:
-        if data is None or data.root is None:
+        if dataset is None or not dataset.has_audio:
             raise GeneratorUnavailable("history backend: needs a dataset folder with audio shards")
-        self.audio_dir, self.data, self.seconds, self.seed = Path(audio_dir), data, seconds, seed
+        self.audio_dir, self.data, self.seconds, self.seed = Path(audio_dir), dataset.interactions, seconds, seed
         self.clips_per_request, self.max_history_songs, self.order = clips_per_request, max_history_songs, order
-        self.catalog: CatalogAudio = catalog_audio(data, cache_dir)
+        self.catalog: CatalogAudio = catalog_audio(dataset, cache_dir)
 
     def _history(self, user_id: str) -> tuple[list[int], list[float]]:
         """The user's most played training songs (ties: catalog order) and their plays."""

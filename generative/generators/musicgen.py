@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from songdata.audio import SAMPLE_RATE, to_mono_16k
 from generative.generators.base import GeneratedSong, Generator, GeneratorUnavailable, safe_name, write_wav_atomic
 from generative.prompts import Prompt
+from songdata.audio import SAMPLE_RATE, to_mono_16k
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from prepare.demo.calibration import interaction_statistics, real_set_statistics
+from songdata import SongDataset
 from songdata.dataset import write_json_atomic
 from songdata.log_mel import mean_log_mel
-from songdata.shards import iter_shard_songs
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def nearest_neighbour_accuracy(features: np.ndarray, labels: np.ndarray) -> floa
 def gallery_figures(root: Path, songs: pd.DataFrame, gallery: list[int]) -> dict[str, float]:
     """Chance and style-oracle a2l R@10 and mean-log-mel style accuracy on the songs of the `gallery` (catalog rows)."""
     styles = songs["style"].to_numpy()
-    mel = dict(iter_shard_songs(root, songs=set(gallery)))
+    mel = dict(SongDataset(root, require_splits=False).iter_songs(gallery))
     read = [i for i in gallery if i in mel]
     accuracy = nearest_neighbour_accuracy(np.stack([mean_log_mel(mel[i]) for i in read]), styles[read]) if len(read) > 1 else None
     return {

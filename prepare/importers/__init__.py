@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from songdata.dataset import write_tables
 from prepare.report import PrepareReport
+from songdata.dataset import write_tables
 from songdata.splits import SplitConfig, write_splits
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from songdata.dataset import load_dataset, write_tables
 from prepare.report import PrepareReport
+from songdata import SongDataset
+from songdata.dataset import write_tables
 from songdata.splits import SplitConfig, write_splits
 
 log = logging.getLogger(__name__)
@@ -156,17 +157,17 @@ def _onto(
     base_dir: Path, out: Path, lastfm: pd.DataFrame, split: SplitConfig | None, report: PrepareReport
 ) -> tuple[pd.DataFrame, pd.DataFrame, SplitConfig | None]:
     """The base folder's catalog (filled from last.fm), its interactions, and its split unless one is given."""
-    base = load_dataset(base_dir, require_splits=False)
+    base = SongDataset(base_dir, require_splits=False)
     outside = ~lastfm["song_id"].isin(set(base.catalog["song_id"]))
     reason = "last.fm track not in the catalog of interactions_from"
     report.skip_rows(reason, lastfm.loc[outside, ["song_id", "artist", "title"]], str(base_dir))
     report.written["songs_matched"] = int((~outside).sum())
-    if split is None and base.split_meta:
+    if split is None and base.tables.split_meta:
         fields = ("seed", "val_fraction", "test_fraction", "cold_fraction")
-        split = SplitConfig(**{name: base.split_meta[name] for name in fields})
-    if base.has_shards and base_dir.resolve() != out.resolve():
+        split = SplitConfig(**{name: base.tables.split_meta[name] for name in fields})
+    if base.has_audio and base_dir.resolve() != out.resolve():
         log.warning("%s: shards are not copied to %s; import into the same folder to keep them", base_dir, out)
-    return _fill_catalog(base.catalog, lastfm[~outside]), base.interactions, split
+    return _fill_catalog(base.catalog, lastfm[~outside]), base.tables.interactions, split
 
 
 def import_lastfm_similars(

@@ -17,9 +17,9 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from prepare.report import PrepareReport
 from songdata.audio import read_audio
 from songdata.dataset import INTERACTION_COLUMNS, write_tables
-from prepare.report import PrepareReport
 from songdata.shards import SkipSample, assign_shard_splits, write_shards
 from songdata.splits import SplitConfig, write_splits
 

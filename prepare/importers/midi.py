@@ -27,10 +27,10 @@ import pandas as pd
 import pretty_midi
 from tqdm import tqdm
 
-from songdata.audio import SAMPLE_RATE
-from songdata.dataset import write_tables
 from prepare.demo.synth import render_midi
 from prepare.report import PrepareReport
+from songdata.audio import SAMPLE_RATE
+from songdata.dataset import write_tables
 from songdata.shards import SkipSample, assign_shard_splits, write_shards
 from songdata.splits import SplitConfig, write_splits
 
