@@ -1,6 +1,7 @@
 """Recommenders behind one interface: `fit(data)` on training data, then `score(user_indices)`."""
 
 from recommenders.base import Recommender, training_only
+from recommenders.bpr import TorchBPRRecommender
 from recommenders.clustering import DBSCANRecommender, KMeansRecommender
 from recommenders.embedding import EmbeddingRecommender
 from recommenders.hybrid import HybridRecommender
@@ -27,6 +28,7 @@ __all__ = [
     "RP3betaRecommender",
     "Recommender",
     "TagsRecommender",
+    "TorchBPRRecommender",
     "Word2VecRecommender",
     "training_only",
 ]
