@@ -11,7 +11,7 @@ import torch
 
 from recommenders import TorchBPRRecommender, training_only
 from recommenders.bpr import NegativeSampler, bpr_loss
-from songdata.dataset import SongDataset, normalise_catalog
+from songdata.dataset import DatasetTables, normalise_catalog
 from songdata.interactions import InteractionData
 
 
@@ -68,8 +68,8 @@ def blocks() -> InteractionData:
                             "tags": [[] for _ in range(11)], "duration_s": 180.0})
     splits = {"train": table(train), "val": table(held_out[::2]), "test": table(held_out[1::2])}
     interactions = pd.concat(splits.values(), ignore_index=True).assign(position=-1)
-    dataset = SongDataset(Path("blocks"), normalise_catalog(catalog), interactions, None, splits, {})
-    return InteractionData.from_dataset(dataset)
+    tables = DatasetTables(Path("blocks"), normalise_catalog(catalog), interactions, None, splits, {})
+    return InteractionData.from_tables(tables)
 
 
 def test_fitted_bpr_ranks_the_users_own_taste_first_and_repeats_with_its_seed():
