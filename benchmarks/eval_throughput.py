@@ -9,15 +9,26 @@
    rank are sampled (`--mem-sample-users`, 0 = all) and the time for all users is extrapolated;
    memory does not grow with the users ranked, only the per-user metric arrays do (listed).
 
+The first lines printed say what it ran on: CPU model, cores, load average, the BLAS behind torch
+and behind numpy (which implicit uses), their thread counts, and whether torch's large allocations
+use transparent huge pages (set before torch is imported, as evaluate.py does; numpy asks for them
+by default, so without it a fresh chunk of scores costs torch up to twice as much to fault in).
+
 Run: uv run python benchmarks/eval_throughput.py [--help]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch is imported; see the docstring
+
+import argparse
+import platform
+import re
 import threading
 import time
+from pathlib import Path
 
 import implicit.cpu.als
 import numpy as np
@@ -25,7 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from implicit.evaluation import ranking_metrics_at_k
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from evaluation.evaluator import DEFAULT_KS, evaluate_scorer  # noqa: E402
 from evaluation.metrics import metric_keys  # noqa: E402
@@ -70,6 +81,29 @@ def synthetic_data(
         histories=np.split(train.indices.astype(np.int64), train.indptr[1:-1]),
         cold_songs=np.flatnonzero(is_cold),
     )
+
+
+def machine_report() -> list[str]:
+    """What the figures depend on: CPU, load, BLAS libraries and their threads, huge pages."""
+    cpu = platform.processor() or "unknown CPU"
+    if Path("/proc/cpuinfo").exists():
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        cpu = names[0] if names else cpu
+    torch_blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    pools = ", ".join(
+        f"{pool['internal_api']} {pool.get('version') or ''} ({pool['num_threads']} threads, {Path(pool['filepath']).name})"
+        for pool in threadpool_info()
+    )
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    return [
+        f"[machine] {cpu}; {os.cpu_count()} logical CPUs, {len(os.sched_getaffinity(0))} usable; "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        f"[machine] torch {torch.__version__}: BLAS {torch_blas.group(1) if torch_blas else 'unknown'}, "
+        f"{torch.get_num_threads()} intra-op threads; huge pages for torch tensors: "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '')!r}, kernel "
+        f"{thp.read_text().strip() if thp.exists() else 'unknown'}",
+        f"[machine] thread pools loaded (numpy/scipy/implicit): {pools}",
+    ]
 
 
 def _best_time(run, repeats: int) -> tuple[float, object]:
@@ -221,6 +255,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", choices=["throughput", "memory"], default=None)
     args = parser.parse_args()
+    for line in machine_report():
+        print(line)
     if args.skip != "throughput":
         throughput(args)
     if args.skip != "memory":

@@ -136,10 +136,9 @@ def evaluate_scorer(
         ids, valid = _top_candidates(scores, chunk, songs, seen, max(ks))
         del scores  # free this chunk's scores before the scorer allocates the next
         hits = _is_relevant(relevance, chunk, ids) & valid
-        n_rel = torch.from_numpy(np.diff(relevance.indptr)[chunk])
-        per_user[start : start + len(chunk)] = ranking_metrics(hits, n_rel, ks).numpy()
+        per_user[start : start + len(chunk)] = ranking_metrics(hits, np.diff(relevance.indptr)[chunk], ks)
         for k in ks:
-            covered[k][ids[:, :k][valid[:, :k].numpy()]] = True
+            covered[k][ids[:, :k][valid[:, :k]]] = True
     return _summarise(per_user, keys, covered, users, relevance, candidates, n_bootstrap, seed, model, split, slice)
 
 
@@ -213,7 +212,7 @@ def _score(scorer: Scorer, users: np.ndarray, n_songs: int) -> torch.Tensor:
 
 def _top_candidates(
     scores: torch.Tensor, users: np.ndarray, songs: _SliceSongs, seen: sp.csr_matrix, k_max: int
-) -> tuple[np.ndarray, torch.Tensor]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Song indices [n, k_max] of each user's best unseen candidates and whether each slot is filled.
 
     The scorer's tensor is left as it was: either a copy of the candidate columns is masked, or
@@ -244,12 +243,14 @@ def _top_candidates(
         work[torch.from_numpy(row_of[keep]).to(device), torch.from_numpy(cols[keep]).to(device)] = -torch.inf
         top = block_topk(work, k)
         ids = songs.candidates[top.indices.cpu().numpy()]
-    if torch.isnan(top.values).any():  # NaN ranks above everything, so checking the top suffices
+    # From here on numpy: these arrays are only k wide, and waking torch's threads would cost more.
+    values = top.values.cpu().numpy()
+    if np.isnan(values).any():  # NaN ranks above everything, so checking the top suffices
         raise ValueError("scorer returned NaN scores; use -inf for songs it cannot rank")
-    valid = torch.isfinite(top.values.cpu())
+    valid = np.isfinite(values)
     if k < k_max:  # fewer candidates than K: the remaining slots stay empty
         ids = np.pad(ids, ((0, 0), (0, k_max - k)))
-        valid = torch.nn.functional.pad(valid, (0, k_max - k), value=False)
+        valid = np.pad(valid, ((0, 0), (0, k_max - k)), constant_values=False)
     return ids, valid
 
 
@@ -264,16 +265,18 @@ def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_ty
     n_blocks = n // block
     if n_blocks <= 4 * k:
         return torch.topk(scores, k, dim=1)
-    maxima = scores[:, : n_blocks * block].unflatten(1, (n_blocks, block)).amax(dim=2)
-    best = torch.topk(maxima, k, dim=1).indices
-    columns = (best.unsqueeze(2) * block + torch.arange(block, device=scores.device)).flatten(1)
-    tail = torch.arange(n_blocks * block, n, device=scores.device).expand(n_rows, -1)
-    columns = torch.cat([columns, tail], dim=1)
-    top = torch.topk(scores.gather(1, columns), k, dim=1)
-    return torch.return_types.topk((top.values, columns.gather(1, top.indices)))
+    blocks = scores[:, : n_blocks * block].unflatten(1, (n_blocks, block))
+    best = torch.topk(blocks.amax(dim=2), k, dim=1).indices
+    # Copy whole blocks (runs of `block` floats), then the columns past the last whole block.
+    picked = blocks.gather(1, best.unsqueeze(2).expand(-1, -1, block)).flatten(1)
+    top = torch.topk(torch.cat([picked, scores[:, n_blocks * block :]], dim=1), k, dim=1)
+    in_block = top.indices < k * block
+    block_start = best.gather(1, (top.indices // block).clamp(max=k - 1)) * block
+    columns = torch.where(in_block, block_start + top.indices % block, top.indices - k * block + n_blocks * block)
+    return torch.return_types.topk((top.values, columns))
 
 
-def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -> torch.Tensor:
+def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Look up each (user, song) slot in the sorted CSR rows: one searchsorted, no dense matrix."""
     rows = relevance[users]
     n_songs = relevance.shape[1]
@@ -281,8 +284,7 @@ def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -
     relevant_keys = row_of * n_songs + rows.indices
     keys = np.arange(len(users), dtype=np.int64)[:, None] * n_songs + ids
     where = np.searchsorted(relevant_keys, keys).clip(max=max(len(relevant_keys) - 1, 0))
-    found = relevant_keys[where] == keys if len(relevant_keys) else np.zeros(keys.shape, dtype=bool)
-    return torch.from_numpy(found)
+    return relevant_keys[where] == keys if len(relevant_keys) else np.zeros(keys.shape, dtype=bool)
 
 
 def _summarise(

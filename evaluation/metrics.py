@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 METRIC_NAMES = ("recall", "precision", "ndcg", "map", "hit", "mrr")
 """Per-user metrics, in the order `ranking_metrics` returns them for each K."""
@@ -35,11 +34,14 @@ def metric_keys(ks: Sequence[int]) -> list[str]:
     return [f"{name}@{k}" for k in ks for name in METRIC_NAMES]
 
 
-def ranking_metrics(hits: torch.Tensor, n_relevant: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
+def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: Sequence[int]) -> np.ndarray:
     """Every metric at every K for a block of users, from one pass over the top max(ks) ranks.
 
+    Plain numpy: the arrays are a few users × K wide, where torch's threads cost more to wake
+    (up to 100x on a busy 2-core machine) than the work they share.
+
     Args:
-        hits: Bool [n_users, width] with width >= max(ks); rank i+1 is column i.
+        hits: Bool [n_users, width] with width >= max(ks); rank i+1 is column i (a CPU tensor works too).
         n_relevant: [n_users] count of each user's relevant songs (> 0).
         ks: Cut-offs.
 
@@ -47,30 +49,31 @@ def ranking_metrics(hits: torch.Tensor, n_relevant: torch.Tensor, ks: Sequence[i
         Float64 [n_users, len(ks) * len(METRIC_NAMES)], columns as `metric_keys(ks)`.
     """
     k_max = max(ks)
+    hits = np.asarray(hits)
     if hits.shape[1] < k_max:
         raise ValueError(f"hits has {hits.shape[1]} ranks, fewer than the largest K ({k_max})")
-    hit = hits[:, :k_max].to(torch.float64)
-    n_rel = n_relevant.to(torch.float64).unsqueeze(1)
-    rank = torch.arange(1, k_max + 1, dtype=torch.float64, device=hit.device)
-    discount = 1.0 / torch.log2(rank + 1.0)
+    hit = hits[:, :k_max].astype(np.float64)
+    n_rel = np.asarray(n_relevant, dtype=np.float64)[:, None]
+    rank = np.arange(1, k_max + 1, dtype=np.float64)
+    discount = 1.0 / np.log2(rank + 1.0)
     cum_hits = hit.cumsum(1)
     cum_dcg = (hit * discount).cumsum(1)
-    ideal = discount.cumsum(0)  # ideal[j] = IDCG with j+1 relevant songs
+    ideal = discount.cumsum()  # ideal[j] = IDCG with j+1 relevant songs
     cum_precision_at_hits = (cum_hits / rank * hit).cumsum(1)
     cum_rr = (hit * (cum_hits == 1) / rank).cumsum(1)  # only the first hit adds 1/rank
     columns = []
     for k in ks:
-        n_hits, capped = cum_hits[:, k - 1 : k], n_rel.clamp(max=k)
-        idcg = ideal[(capped - 1).long()]
+        n_hits, capped = cum_hits[:, k - 1 : k], np.minimum(n_rel, k)
+        idcg = ideal[(capped - 1).astype(np.int64)]
         columns += [
             n_hits / n_rel,
             n_hits / k,
             cum_dcg[:, k - 1 : k] / idcg,
             cum_precision_at_hits[:, k - 1 : k] / capped,
-            (n_hits > 0).to(torch.float64),
+            (n_hits > 0).astype(np.float64),
             cum_rr[:, k - 1 : k],
         ]
-    return torch.cat(columns, dim=1)
+    return np.concatenate(columns, axis=1)
 
 
 def bootstrap_ci(
