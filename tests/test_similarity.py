@@ -44,6 +44,9 @@ def test_co_listening_ignores_validation_and_test_interactions(folder: Path) -> 
         split["song_id"] = split["song_id"].sample(frac=1.0, random_state=1).to_numpy()
         extra = pd.DataFrame({"user_id": ["new"] * 3, "song_id": ["s000", "s001", "s002"], "weight": 1.0})
         pd.concat([split, extra]).drop_duplicates(["user_id", "song_id"]).to_parquet(folder / "splits" / f"{name}.parquet")
+    interactions = pd.read_parquet(folder / "interactions.parquet")  # a split's users must be the folder's users
+    extra = pd.DataFrame({"user_id": ["new"] * 3, "song_id": ["s000", "s001", "s002"], "weight": 1.0, "position": 0})
+    pd.concat([interactions, extra]).to_parquet(folder / "interactions.parquet")
     (folder / CO_LISTENING_CACHE).unlink()  # rebuild from scratch, not from the cache
     second = song_similarity(SongDataset(folder), "co_listening")
     assert (first.matrix != second.matrix).nnz == 0 and "co-listening" in second.source
