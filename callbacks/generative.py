@@ -33,7 +33,9 @@ class GenerativeComparison(PeriodicEvaluation):
     centre window each, kept in memory: `SongEmbedder`) and ranks each user's unseen warm songs (training songs masked: validation
     protocol). Generated songs are scored once and their values logged again each time, as flat
     reference lines. Logs `gen/<name>/midi_similarity` and `gen/<name>/lyric_relevance` for the
-    model (`name`) and each `generated-<backend>`, plus `gen/seconds`.
+    model (`name`) and each `generated-<backend>`, plus `gen/seconds`. Every candidate is scored against
+    the user's validation songs (`reference="heldout"`: what the ranking is judged on, the candidate left
+    out), or against the training history (`"history"`: circular for generators prompted from it).
 
     Rank 0 only, nothing communicated between ranks (as in `RecommendationEvaluation`).
 
@@ -48,6 +50,7 @@ class GenerativeComparison(PeriodicEvaluation):
         judge: The lyric judge (default: embedding, offline).
         reference_songs: Catalog songs (seeded sample) for MIDI similarity's reference statistics.
         seed: Seed of that sample.
+        reference: "heldout" (the user's validation songs; users without one are left out) or "history".
 
     The songs and interactions are the datamodule's `dataset`.
     """
@@ -64,13 +67,14 @@ class GenerativeComparison(PeriodicEvaluation):
         judge: JudgeConfig | None = None,
         reference_songs: int = 32,
         seed: int = 0,
+        reference: Literal["heldout", "history"] = "heldout",
     ) -> None:
         super().__init__(every_n_epochs)
         self.manifest_dirs = [Path(d) for d in ([manifest_dir] if isinstance(manifest_dir, str) else manifest_dir)]
         self.num_users, self.k, self.name = num_users, k, name
         self.cache_dir = Path(cache_dir) if cache_dir else self.manifest_dirs[0] / "taste_cache"
         self.judge_config = judge or JudgeConfig()
-        self.reference_songs, self.seed = reference_songs, seed
+        self.reference_songs, self.seed, self.reference = reference_songs, seed, reference
         self.embedder = SongEmbedder(fuse, crop="centre", batch_segments=128, max_cached_mb=1024, show_progress=False)
         self._taste: TastePanel | None = None
         self._users: list[int] = []
@@ -104,13 +108,20 @@ class GenerativeComparison(PeriodicEvaluation):
             return self._generated
         data = dataset.interactions
         songs = self._generated_songs(data)
-        users = sorted({u for per_user in songs.values() for u in per_user})[: self.num_users]
+        users = sorted({u for per_user in songs.values() for u in per_user})
+        if self.reference == "heldout":
+            users = [u for u in users if data.val[u].nnz]
+        users = users[: self.num_users]
         if not users:
-            raise ValueError(f"GenerativeComparison: no finished generated song of a known user in {self.manifest_dirs}")
+            raise ValueError(
+                f"GenerativeComparison: no finished generated song of a known user in {self.manifest_dirs}"
+                + (" with validation songs (the reference)" if self.reference == "heldout" else "")
+            )
         self._users = users
         judge = build_judge(self.judge_config, self.cache_dir)
         self._taste = TastePanel(dataset, self.cache_dir, judge, self.reference_songs, self.seed)
-        self._taste.prepare(sorted({int(i) for u in users for i in data.train[u].indices}))
+        references = data.val if self.reference == "heldout" else data.train
+        self._taste.prepare(sorted({int(i) for u in users for i in references[u].indices}))
         self._generated = {name: self._score(per_user) for name, per_user in songs.items()}
         return self._generated
 
@@ -126,7 +137,8 @@ class GenerativeComparison(PeriodicEvaluation):
         per_metric: dict[str, list[list]] = {m: [] for m in TASTE_METRICS}
         for user in self._users:
             songs = candidates.get(user, [])
-            results = self._taste.score(songs, self._taste.history(user)) if songs else {m: [] for m in TASTE_METRICS}
+            reference = self._taste.heldout(user, "val") if self.reference == "heldout" else self._taste.history(user)
+            results = self._taste.score(songs, reference) if songs else {m: [] for m in TASTE_METRICS}
             for m in TASTE_METRICS:
                 per_metric[m].append(results[m])
         metrics, _, failures, _ = summarise_users(per_metric, 0, self.seed)

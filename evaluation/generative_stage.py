@@ -45,6 +45,7 @@ from evaluation.taste_results import (
     summarise_stage,
     summarise_users,
 )
+from evaluation.taste_validity import validity_note
 from songdata import InteractionData, SongDataset
 from taste import TasteSong
 from taste.novelty import nearest_history
@@ -204,10 +205,16 @@ def _score(panel: TastePanel, user: int, row: str, songs: list[TasteSong], refer
 
 
 def add_taste_metrics(rows: list[dict], result: StageResult) -> list[dict]:
-    """Taste metrics into each model's warm row (rows with a note stay as they are), plus the stage's own rows."""
+    """Taste metrics into each model's warm row (rows with a note stay as they are), plus the stage's own rows.
+
+    A score not shown to measure taste (validity CI includes 0.5) is named in the note of every row that gains it.
+    """
+    marks = [note for m in TASTE_METRICS if (note := validity_note(m, result.meta["validity"][m]))]
     for row in rows:
         if row["slice"] == "warm" and row["model"] in result.model_metrics and "note" not in row:
             metrics, ci95 = result.model_metrics[row["model"]]
             row["metrics"].update(metrics)
             row["ci95"].update(ci95)
+            if marks:
+                row["note"] = "; ".join(marks)
     return rows + result.rows

@@ -5,11 +5,12 @@ Row contract of leaderboard.json (other tools read it), a list of::
     {"model": str, "slice": "warm" | "cold" | "generated", "n_users": int,
      "metrics": {"recall@10": float, "precision@10": float, "ndcg@10": float, ...},
      "ci95": {"recall@10": [lo, hi], ...},
-     "note": str}            # only on rows that hold no numbers
+     "note": str}            # optional: why a row holds no numbers, or what its numbers must be read with
 
-A row with a note has empty metrics and ci95 and n_users 0: the model cannot rank the slice
+A row with a note and n_users 0 has empty metrics and ci95: the model cannot rank the slice
 (collaborative filtering on cold-start songs), the slice has no user in the split, or the model was
-skipped. NaN is written as null; floats are rounded to 6 decimals and keys sorted, so the same
+skipped. A row with numbers carries a note when they need one: the generative stage's rows (what the
+row is), and every row with a taste score that was not shown to measure taste on this dataset. NaN is written as null; floats are rounded to 6 decimals and keys sorted, so the same
 seed gives a byte-identical file. Run metadata (paths, time, timings) goes to run.json.
 """
 

@@ -93,9 +93,9 @@ class TastePanel:
         """The user's training songs, weighted by play count."""
         return self._songs(self.data.train[user])
 
-    def heldout(self, user: int) -> list[TasteSong]:
-        """The user's held-out test songs (what they listened to next), weighted by play count."""
-        return self._songs(self.data.test[user])
+    def heldout(self, user: int, split: Literal["val", "test"] = "test") -> list[TasteSong]:
+        """The user's held-out songs of `split` (what they listened to next), weighted by play count."""
+        return self._songs((self.data.test if split == "test" else self.data.val)[user])
 
     def score(self, candidates: Sequence[TasteSong], reference: Sequence[TasteSong]) -> dict[str, list]:
         """Per scorer, one `TasteResult` per candidate; a candidate that is in `reference` is left out of it."""
