@@ -216,13 +216,16 @@ def require_inside(root: Path, path: Path) -> None:
 
 
 def iter_shard_songs(
-    urls: list[str], source: str | Path, skipped: Counter | None = None, songs: set[int] | None = None
+    urls: list[str], source: str | Path, skipped: Counter | None = None, songs: set[int] | None = None,
+    n_songs: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(song index, full waveform) for every decodable song in the shards at `urls` (or only for `songs`:
     the others are passed over undecoded). `source` names the dataset in log lines.
 
-    What cannot be read is skipped, logged, and counted by reason in `skipped`: `undecodable audio` per
-    sample, and `unreadable shard data (<error>)` per read error (a truncated shard loses its remaining songs).
+    Shard members are untrusted: what cannot be read is skipped, logged, and counted by reason in
+    `skipped`: per sample `unreadable sample metadata` (no `.json`, not JSON, no whole `song_index`),
+    `song index outside the catalog` (not in [0, n_songs) where `n_songs` is given) and `undecodable
+    audio`; per read error `unreadable shard data (<error>)` (a truncated shard loses its remaining songs).
     """
     skipped = Counter() if skipped is None else skipped
 
@@ -231,14 +234,37 @@ def iter_shard_songs(
         log.warning("%s: skipping unreadable shard data (%s)", source, error)
         return True
 
+    def skip(reason: str, sample: dict, error: object) -> None:
+        skipped[reason] += 1
+        log.warning("%s: skipping sample %r: %s (%s)", source, str(sample.get("__key__"))[:40], reason, error)
+
     for sample in wds.WebDataset(urls, shardshuffle=False, empty_check=False, handler=unreadable):
         try:
-            song = int(json.loads(sample["json"])["song_index"])
-            if songs is None or song in songs:
-                yield song, decode_audio_bytes(sample["flac"])
-        except Exception as error:  # a corrupt member must not stop the whole evaluation
-            skipped["undecodable audio"] += 1
-            log.warning("%s: skipping sample %s (%s)", source, sample.get("__key__"), error)
+            song = _song_index(sample)
+        except ValueError as error:
+            skip("unreadable sample metadata", sample, error)
+            continue
+        if n_songs is not None and not 0 <= song < n_songs:
+            skip("song index outside the catalog", sample, song)
+        elif songs is None or song in songs:
+            try:
+                wave = decode_audio_bytes(sample["flac"])
+            except Exception as error:  # a corrupt member must not stop the whole evaluation
+                skip("undecodable audio", sample, error)
+                continue
+            yield song, wave
     if skipped:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
         log.warning("%s: skipped reading the shards: %s", source, reasons)
+
+
+def _song_index(sample: dict) -> int:
+    """The catalog row a sample's `.json` names; ValueError when it names none."""
+    try:
+        meta = json.loads(sample["json"])
+        song = meta["song_index"]
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"no readable song_index ({type(error).__name__})") from error
+    if not isinstance(song, int) or isinstance(song, bool):
+        raise ValueError(f"song_index {str(song)[:20]!r} is not a whole number")
+    return song

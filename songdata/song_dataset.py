@@ -103,11 +103,23 @@ class SongDataset:
         return urls
 
     def shard_songs(self, split: str) -> np.ndarray:
-        """Catalog indices of the songs in a split's local shards (sample keys are catalog indices), undecoded."""
+        """Catalog indices of the songs in a split's local shards (sample keys are catalog indices), undecoded.
+
+        Member names are untrusted: a `.json` member not named `<catalog row>.json`, or a shard that is
+        not a readable tar file, is refused naming the shard."""
         indices = []
         for url in self.shard_urls(split):
-            with tarfile.open(url) as tar:
-                indices += [int(Path(name).stem) for name in tar.getnames() if name.endswith(".json")]
+            try:
+                with tarfile.open(url) as tar:
+                    names = [name for name in tar.getnames() if name.endswith(".json")]
+            except (tarfile.TarError, OSError, EOFError) as error:
+                raise DatasetError(f"{url}: not a readable tar file ({type(error).__name__})") from error
+            for name in names:
+                stem = Path(name).stem
+                if not (stem.isascii() and stem.isdigit()) or int(stem) >= len(self.catalog):
+                    raise DatasetError(f"{url}: member {name[:60]!r} is not <catalog row>.json "
+                                       f"(a row of the {len(self.catalog)}-song catalog)")
+                indices.append(int(stem))
         return np.unique(np.asarray(indices, dtype=np.int64))
 
     def iter_songs(
@@ -121,4 +133,4 @@ class SongDataset:
         if not self.has_audio:
             raise DatasetError(f"{self.root}: no audio shards (shards/index.json); nothing to read songs from")
         wanted = None if ids is None else {int(i) for i in ids}
-        yield from iter_shard_songs(self._urls(self.shard_index["splits"]), self.root, skipped, wanted)
+        yield from iter_shard_songs(self._urls(self.shard_index["splits"]), self.root, skipped, wanted, len(self.catalog))
