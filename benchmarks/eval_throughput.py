@@ -11,8 +11,9 @@
 
 The first lines printed say what it ran on: CPU model, cores, load average, the BLAS behind torch
 and behind numpy (which implicit uses), their thread counts, and whether torch's large allocations
-use transparent huge pages (set before torch is imported, as evaluate.py does; numpy asks for them
-by default, so without it a fresh chunk of scores costs torch up to twice as much to fault in).
+use transparent huge pages. This script asks for them before importing torch, as `evaluation/__init__.py`
+does for evaluate.py; numpy asks by default, and without them a fresh chunk of scores costs torch up
+to twice as much to fault in.
 
 Run: uv run python benchmarks/eval_throughput.py [--help]
 """
@@ -106,14 +107,18 @@ def machine_report() -> list[str]:
     ]
 
 
-def _best_time(run, repeats: int) -> tuple[float, object]:
-    """Shortest wall time of `repeats` runs (the machine may be shared) and the last result."""
-    times, result = [], None
+def _best_times(runs: list, repeats: int) -> tuple[list[float], list]:
+    """Shortest wall time of each run over `repeats` rounds, and its last result.
+
+    The runs take turns within a round, so a busy spell on a shared machine hits them alike.
+    """
+    times, results = [[] for _ in runs], [None] * len(runs)
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            results[i] = run()
+            times[i].append(time.perf_counter() - start)
+    return [min(t) for t in times], results
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -129,7 +134,7 @@ def throughput(args: argparse.Namespace) -> None:
     print(
         f"[throughput] {args.users} users ({n_eval} with test songs) x {args.songs} songs, {args.factors} ALS factors, "
         f"K={k}; implicit threads: {args.threads or os.cpu_count()}, torch threads: {torch.get_num_threads()}; "
-        f"best of {args.repeats}"
+        f"best of {args.repeats} rounds, the three runs taking turns"
     )
 
     def implicit_run() -> dict:
@@ -141,9 +146,9 @@ def throughput(args: argparse.Namespace) -> None:
             lambda u: users[u] @ items.T, data, "test", ks=ks, n_bootstrap=n_bootstrap, show_progress=False
         )
 
-    t_implicit, theirs = _best_time(implicit_run, args.repeats)
-    t_ours, ours = _best_time(ours_run([k], 0), args.repeats)
-    t_full, _ = _best_time(ours_run(DEFAULT_KS, 1000), args.repeats)
+    (t_implicit, t_ours, t_full), (theirs, ours, _) = _best_times(
+        [implicit_run, ours_run([k], 0), ours_run(DEFAULT_KS, 1000)], args.repeats
+    )
 
     pooled = (ours.per_user[f"precision@{k}"] * k).sum() / np.minimum(ours.n_relevant, k).sum()
     diff = max(
@@ -245,7 +250,7 @@ def main() -> None:
     parser.add_argument("--als-iterations", type=int, default=3)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="implicit threads (0 = all cores)")
-    parser.add_argument("--repeats", type=int, default=2, help="throughput: best of this many runs each")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput: best of this many rounds")
     parser.add_argument("--mem-users", type=int, default=100_000)
     parser.add_argument("--mem-songs", type=int, default=1_000_000)
     parser.add_argument("--mem-train-per-user", type=int, default=20)
