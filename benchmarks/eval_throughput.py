@@ -249,7 +249,10 @@ def main() -> None:
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--als-iterations", type=int, default=3)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=0, help="implicit threads (0 = all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="threads of both sides: implicit's and torch's (0 = all cores); 1 is the steadiest on a shared machine",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="throughput: best of this many rounds")
     parser.add_argument("--mem-users", type=int, default=100_000)
     parser.add_argument("--mem-songs", type=int, default=1_000_000)
@@ -260,6 +263,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", choices=["throughput", "memory"], default=None)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads or os.cpu_count())
+    if args.threads:
+        threadpool_limits(args.threads)  # numpy's and scipy's BLAS too (ours: bootstrap; implicit: limited to 1 anyway)
     for line in machine_report():
         print(line)
     if args.skip != "throughput":

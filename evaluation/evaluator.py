@@ -24,7 +24,8 @@ chunk is scored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -266,14 +267,27 @@ def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_ty
     if n_blocks <= 4 * k:
         return torch.topk(scores, k, dim=1)
     blocks = scores[:, : n_blocks * block].unflatten(1, (n_blocks, block))
-    best = torch.topk(blocks.amax(dim=2), k, dim=1).indices
-    # Copy whole blocks (runs of `block` floats), then the columns past the last whole block.
-    picked = blocks.gather(1, best.unsqueeze(2).expand(-1, -1, block)).flatten(1)
-    top = torch.topk(torch.cat([picked, scores[:, n_blocks * block :]], dim=1), k, dim=1)
-    in_block = top.indices < k * block
-    block_start = best.gather(1, (top.indices // block).clamp(max=k - 1)) * block
-    columns = torch.where(in_block, block_start + top.indices % block, top.indices - k * block + n_blocks * block)
+    maxima = blocks.amax(dim=2)  # the one pass over the whole chunk: worth its threads
+    with _one_thread():  # the rest is a few blocks wide; on a busy machine, waking threads costs more
+        best = torch.topk(maxima, k, dim=1).indices
+        # Copy whole blocks (runs of `block` floats), then the columns past the last whole block.
+        picked = blocks.gather(1, best.unsqueeze(2).expand(-1, -1, block)).flatten(1)
+        top = torch.topk(torch.cat([picked, scores[:, n_blocks * block :]], dim=1), k, dim=1)
+        in_block = top.indices < k * block
+        block_start = best.gather(1, (top.indices // block).clamp(max=k - 1)) * block
+        columns = torch.where(in_block, block_start + top.indices % block, top.indices - k * block + n_blocks * block)
     return torch.return_types.topk((top.values, columns))
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch's CPU ops on one thread inside the block (they are too small to share)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -> np.ndarray:
