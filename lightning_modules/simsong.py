@@ -160,7 +160,9 @@ class SimSongModule(L.LightningModule):
         # The similarity table, resolved in setup() from the datamodule's dataset (None = lyrics).
         self.song_similarity: SongSimilarity | None = None
         self._similarity_source: str | None = None
-        self._val_outputs: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        # Per validation batch: song indices, both audio segments' and the lyrics' embeddings, and the
+        # batch loss once per row; gathered from every rank at the epoch's end.
+        self._val_outputs: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
 
     # ---- embeddings -----------------------------------------------------------------------
     @property
@@ -311,15 +313,19 @@ class SimSongModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         losses, (a1, a2, lyrics, _) = self._shared_step(batch, "val")
-        self.log("val/loss", losses["loss"], batch_size=a1.shape[0], sync_dist=True)
-        self._val_outputs.append((batch["song_index"], a1.float(), a2.float(), lyrics.float()))
+        rows_loss = losses["loss"].detach().float().expand(a1.shape[0])
+        self._val_outputs.append((batch["song_index"], a1.float(), a2.float(), lyrics.float(), rows_loss))
 
     def on_validation_epoch_end(self) -> None:
-        song_index, a1, a2, lyrics = self._gather_val_embeddings()
+        """Loss and retrieval metrics over every rank's songs; a rank that got no validation batch (songs
+        rarely deal evenly) still takes part, so no collective waits for it."""
+        song_index, a1, a2, lyrics, rows_loss = self._gather_val_embeddings()
         self._val_outputs = []
         if song_index.numel() == 0:
             log.warning("SimSongModule: validation produced no songs; retrieval metrics skipped")
             return
+        # Mean over songs = the batch-size-weighted mean of batch losses; equal on every rank, so syncing only averages.
+        self.log("val/loss", rows_loss.mean(), sync_dist=True)
         keep = first_occurrences(song_index)
         a1, a2, lyrics = a1[keep], a2[keep], lyrics[keep]
         metrics = {
@@ -338,6 +344,7 @@ class SimSongModule(L.LightningModule):
         else:
             local = [torch.empty(0, dtype=torch.long, device=self.device)]
             local += [torch.empty(0, dim, device=self.device) for _ in range(3)]
+            local += [torch.empty(0, device=self.device)]
         if self._world_size() == 1:
             return tuple(local)
         count = torch.tensor(local[0].shape[0], device=self.device)
