@@ -90,24 +90,31 @@ def synthetic_catalog(n_songs: int) -> pd.DataFrame:
 
 def build(args: argparse.Namespace) -> None:
     root = Path(args.work) / "dataset"
-    clock = time.perf_counter()
-    interactions = synthetic_interactions(args.users, args.songs, args.plays, args.zipf, args.seed)
-    interactions = interactions.astype({"user_id": str, "song_id": str})  # as an importer writes them
-    write_tables(root, synthetic_catalog(args.songs), interactions)
-    splits, meta = split_interactions(interactions, SplitConfig(seed=args.seed))
-    if args.test_users:
-        test = splits["test"]
-        users = np.random.default_rng([args.seed, 2]).choice(test["user_id"].unique(), args.test_users, replace=False)
-        splits["test"] = test[test["user_id"].isin(set(users))].reset_index(drop=True)
-        meta["counts"]["test"] = len(splits["test"])
-    for name, split in splits.items():
-        write_parquet_atomic(split, root / SPLITS_DIR / f"{name}.parquet")
-    write_json_atomic(meta, root / SPLITS_DIR / "meta.json")
-    rng = np.random.default_rng([args.seed, 1])
-    np.save(Path(args.work) / "embeddings.npy", rng.standard_normal((args.songs, EMBEDDING_DIM), dtype=np.float32))
-    print(json.dumps({"seconds": time.perf_counter() - clock, "rows": len(interactions),
-                      "plays": float(interactions["weight"].sum()), "splits": meta["counts"],
-                      "cold_songs": len(meta["cold_song_ids"]), "peak_rss": rss_bytes("VmHWM")}))
+    meter, clock = StageMeter(), time.perf_counter()
+    with meter.stage("synthesise plays"):
+        interactions = synthetic_interactions(args.users, args.songs, args.plays, args.zipf, args.seed)
+        interactions = interactions.astype({"user_id": str, "song_id": str})  # as an importer writes them
+    with meter.stage("write_tables (validate + write)"):
+        write_tables(root, synthetic_catalog(args.songs), interactions)
+    with meter.stage("split_interactions"):
+        splits, meta = split_interactions(interactions, SplitConfig(seed=args.seed))
+    with meter.stage("write splits + embeddings"):
+        if args.test_users:
+            test = splits["test"]
+            users = np.random.default_rng([args.seed, 2]).choice(test["user_id"].unique(), args.test_users,
+                                                                  replace=False)
+            splits["test"] = test[test["user_id"].isin(set(users))].reset_index(drop=True)
+            meta["counts"]["test"] = len(splits["test"])
+        for name, split in splits.items():
+            write_parquet_atomic(split, root / SPLITS_DIR / f"{name}.parquet")
+        write_json_atomic(meta, root / SPLITS_DIR / "meta.json")
+        rng = np.random.default_rng([args.seed, 1])
+        np.save(Path(args.work) / "embeddings.npy", rng.standard_normal((args.songs, EMBEDDING_DIM), dtype=np.float32))
+    meter._reset()
+    print("STAGES " + json.dumps({"seconds": time.perf_counter() - clock, "rows": len(interactions),
+                                  "plays": float(interactions["weight"].sum()), "splits": meta["counts"],
+                                  "cold_songs": len(meta["cold_song_ids"]), "peak_rss": meter.process_peak,
+                                  "stages": meter.stages}))
 
 
 # ---- 2. evaluate, measured per stage -----------------------------------------------------------
@@ -175,9 +182,11 @@ def eval_config(args: argparse.Namespace) -> dict:
 def evaluate_child(args: argparse.Namespace) -> None:
     import evaluate
     from evaluation import leaderboard
+    from songdata import InteractionData, song_dataset
 
     meter = StageMeter()
-    meter.wrap(leaderboard.InteractionData, "load", lambda *a, **k: "load dataset")
+    meter.wrap(song_dataset, "load_tables", lambda *a, **k: "load tables (read + validate)")
+    meter.wrap(InteractionData, "from_tables", lambda *a, **k: "index interactions (CSR, histories)")
     meter.wrap(leaderboard, "_timed_fit", lambda model, *a, **k: f"fit {model.name}")
     meter.wrap(leaderboard, "evaluate_scorer",
                lambda *a, **k: f"evaluate {k['model']} {a[2] if len(a) > 2 else k['split']}/{a[3] if len(a) > 3 else k['slice']}")
@@ -201,6 +210,13 @@ def run_child(args: argparse.Namespace, mode: str) -> dict:
     return json.loads(last.removeprefix("STAGES "))
 
 
+def print_stages(stages: list[dict]) -> None:
+    print(f"{'stage':<40} {'min':>7} {'peak GiB':>9} {'+ above start':>14}")
+    for stage in stages:
+        above = (stage["peak_rss"] - stage["start_rss"]) / GiB
+        print(f"{stage['stage']:<40} {stage['seconds'] / 60:7.2f} {stage['peak_rss'] / GiB:9.2f} {above:14.2f}")
+
+
 def print_report(args: argparse.Namespace, built: dict | None, evaluated: dict) -> None:
     ranked = f"{args.test_users} ranked" if args.test_users else "all ranked"
     print(f"\n{args.users} users ({ranked}) x {args.songs} songs, {args.plays} play events")
@@ -208,10 +224,9 @@ def print_report(args: argparse.Namespace, built: dict | None, evaluated: dict) 
         print(f"build: {built['rows']} interactions ({built['plays']:.0f} plays), splits {built['splits']}, "
               f"{built['cold_songs']} cold songs; {built['seconds'] / 60:.1f} min, peak RSS "
               f"{built['peak_rss'] / GiB:.2f} GiB")
-    print(f"{'stage':<40} {'min':>7} {'peak GiB':>9} {'+ above start':>14}")
-    for stage in evaluated["stages"]:
-        above = (stage["peak_rss"] - stage["start_rss"]) / GiB
-        print(f"{stage['stage']:<40} {stage['seconds'] / 60:7.2f} {stage['peak_rss'] / GiB:9.2f} {above:14.2f}")
+        print_stages(built["stages"])
+    print("evaluate.py:")
+    print_stages(evaluated["stages"])
     evaluations = [s for s in evaluated["stages"] if s["stage"].startswith("evaluate ")]
     eval_peak = max((s["peak_rss"] - s["start_rss"] for s in evaluations), default=0) / GiB
     print(f"evaluate.py: {evaluated['seconds'] / 60:.1f} min; whole-process peak RSS "

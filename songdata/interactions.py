@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from songdata.dataset import DatasetTables
@@ -73,25 +75,17 @@ class InteractionData:
         user_index = pd.Index(user_ids)
         shape = (len(user_ids), len(song_index))
 
+        def indexed(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+            return _positions(df["user_id"].astype(str), user_index), _positions(df["song_id"].astype(str), song_index)
+
         def matrix(df: pd.DataFrame) -> sp.csr_matrix:
-            rows = user_index.get_indexer(df["user_id"].astype(str))
-            cols = song_index.get_indexer(df["song_id"].astype(str))
+            rows, cols = indexed(df)
             m = sp.csr_matrix((df["weight"].to_numpy(np.float32), (rows, cols)), shape=shape)
             m.sum_duplicates()
             return m
 
         train = dataset.splits["train"]
-        ordered = train.merge(
-            dataset.interactions[["user_id", "song_id", "position"]].drop_duplicates(["user_id", "song_id"]),
-            on=["user_id", "song_id"],
-            how="left",
-        )
-        ordered = ordered.assign(position=ordered["position"].fillna(-1)).sort_values(
-            ["user_id", "position"], kind="stable"
-        )
-        histories = [np.empty(0, dtype=np.int64) for _ in user_ids]
-        for user, group in ordered.groupby("user_id", sort=False):
-            histories[user_index.get_loc(str(user))] = song_index.get_indexer(group["song_id"].astype(str))
+        histories = _histories(indexed(train), indexed(dataset.interactions), dataset.interactions["position"], shape)
         cold = song_index.get_indexer(dataset.split_meta.get("cold_song_ids", []))
         return cls(
             catalog=dataset.catalog,
@@ -104,6 +98,32 @@ class InteractionData:
             similarity=similarity,
             dataset=songs,
         )
+
+
+def _positions(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """`index.get_indexer(values)` (-1 where absent), through Arrow's hash lookup when both hold text: pandas
+    would turn each of millions of Arrow strings into a Python object first (10x slower)."""
+    try:
+        at = pc.index_in(pa.array(values, from_pandas=True), value_set=pa.array(index, type=pa.string()))
+    except (pa.ArrowException, TypeError, ValueError):
+        return index.get_indexer(values)
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _histories(
+    train: tuple[np.ndarray, np.ndarray], played: tuple[np.ndarray, np.ndarray], position: pd.Series,
+    shape: tuple[int, int],
+) -> list[np.ndarray]:
+    """Per user, the training songs (indices) ordered by the position of the (user, song)'s first row in the
+    interactions (-1 where it has none), ties in training-table order; one stable sort, no per-user loop."""
+    (users, songs), (played_users, played_songs) = train, played
+    played_keys = played_users.astype(np.int64) * shape[1] + played_songs
+    first_row = ~pd.Index(played_keys).duplicated()
+    at = pd.Index(played_keys[first_row]).get_indexer(users.astype(np.int64) * shape[1] + songs)
+    positions = np.where(at >= 0, position.to_numpy(np.float64)[first_row][at], -1.0)
+    order = np.lexsort((positions, users))
+    bounds = np.cumsum(np.bincount(users, minlength=shape[0]))[:-1]
+    return np.split(songs[order].astype(np.int64), bounds)
 
 
 def similarity_matrix(similarity: pd.DataFrame, song_index: pd.Index) -> sp.csr_matrix:

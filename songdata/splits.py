@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from songdata.dataset import SPLIT_COLUMNS, SPLIT_NAMES, SPLITS_DIR, write_json_atomic, write_parquet_atomic
+from songdata.dataset import SPLIT_NAMES, SPLITS_DIR, write_json_atomic, write_parquet_atomic
 
 
 @dataclass
@@ -55,32 +55,21 @@ def split_interactions(
     """Split interactions per user, after moving cold-start songs' interactions to test.
 
     Repeated (user, song) rows are merged first (weights summed), so a song never lands in both
-    a user's train and test.
+    a user's train and test. Every split lists its rows by (user_id, song_id). Ids are handled as integer
+    codes of their sorted values, so tens of millions of rows split in seconds, not in string sorts.
     """
-    interactions = (
-        interactions.groupby(["user_id", "song_id"], as_index=False, sort=True)
-        .agg(weight=("weight", "sum"), position=("position", "min"))
-        .reset_index(drop=True)
-    )
-    cold = choose_cold_songs(interactions["song_id"], config.cold_fraction, config.seed)
-    is_cold = interactions["song_id"].isin(set(cold)).to_numpy()
-    warm = interactions[~is_cold].copy()
-    rng = np.random.default_rng([config.seed, 2])
-    warm["_order"] = rng.random(len(warm))
-    warm = warm.sort_values(["user_id", "_order"], kind="stable")
-    rank = warm.groupby("user_id").cumcount().to_numpy()
-    size = warm.groupby("user_id")["song_id"].transform("size").to_numpy()
-    n_test = np.floor(size * config.test_fraction + 0.5).astype(int)
-    n_val = np.floor(size * config.val_fraction + 0.5).astype(int)
-    # Users with very short histories keep at least one training interaction.
-    n_test = np.minimum(n_test, np.maximum(size - 1, 0))
-    n_val = np.minimum(n_val, np.maximum(size - 1 - n_test, 0))
-    part = np.where(rank < n_test, "test", np.where(rank < n_test + n_val, "val", "train"))
-    splits = {name: warm[part == name] for name in SPLIT_NAMES}
-    splits["test"] = pd.concat([splits["test"], interactions[is_cold]])
+    (users, songs), merged = _merge_repeats(interactions)
+    cold = choose_cold_songs(pd.Series(songs), config.cold_fraction, config.seed)
+    is_cold = songs.isin(cold)[merged["song"].to_numpy()]
+    part = np.full(len(merged), SPLIT_NAMES.index("test"), dtype=np.int8)
+    part[~is_cold] = _warm_parts(merged["user"].to_numpy()[~is_cold], len(users), config)
     splits = {
-        name: df.sort_values(["user_id", "song_id"], kind="stable")[list(SPLIT_COLUMNS)].reset_index(drop=True)
-        for name, df in splits.items()
+        name: pd.DataFrame({
+            "user_id": users.take(merged["user"].to_numpy()[part == i]),
+            "song_id": songs.take(merged["song"].to_numpy()[part == i]),
+            "weight": merged["weight"].to_numpy()[part == i],
+        })
+        for i, name in enumerate(SPLIT_NAMES)
     }
     meta = {
         **asdict(config),
@@ -88,6 +77,39 @@ def split_interactions(
         "counts": {name: len(df) for name, df in splits.items()},
     }
     return splits, meta
+
+
+def _merge_repeats(interactions: pd.DataFrame) -> tuple[tuple[pd.Index, pd.Index], pd.DataFrame]:
+    """(sorted user ids, sorted song ids) and one row per (user, song) as codes into them, weights summed,
+    in (user_id, song_id) order."""
+    user_codes, users = pd.factorize(interactions["user_id"], sort=True)
+    song_codes, songs = pd.factorize(interactions["song_id"], sort=True)
+    key = user_codes.astype(np.int64) * len(songs) + song_codes
+    merged = interactions[["weight"]].groupby(key, sort=True).agg(weight=("weight", "sum"))
+    return (pd.Index(users), pd.Index(songs)), pd.DataFrame({
+        "user": merged.index.to_numpy() // len(songs), "song": merged.index.to_numpy() % len(songs),
+        "weight": merged["weight"].to_numpy(),
+    })
+
+
+def _warm_parts(user: np.ndarray, n_users: int, config: SplitConfig) -> np.ndarray:
+    """Index into SPLIT_NAMES of each warm row (rows in (user, song) order): each user's rows are shuffled
+    (seeded) and cut test | val | train."""
+    rng = np.random.default_rng([config.seed, 2])
+    order = np.lexsort((rng.random(len(user)), user))
+    size = np.bincount(user, minlength=n_users)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    rank = np.arange(len(user)) - start[user[order]]
+    size = size[user[order]]
+    n_test = np.floor(size * config.test_fraction + 0.5).astype(int)
+    n_val = np.floor(size * config.val_fraction + 0.5).astype(int)
+    # Users with very short histories keep at least one training interaction.
+    n_test = np.minimum(n_test, np.maximum(size - 1, 0))
+    n_val = np.minimum(n_val, np.maximum(size - 1 - n_test, 0))
+    names = np.array([SPLIT_NAMES.index(name) for name in ("test", "val", "train")], dtype=np.int8)
+    part = np.empty(len(user), dtype=np.int8)
+    part[order] = names[(rank >= n_test).astype(int) + (rank >= n_test + n_val)]
+    return part
 
 
 def write_splits(root: str | Path, interactions: pd.DataFrame, config: SplitConfig) -> dict:

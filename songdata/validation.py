@@ -13,6 +13,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_EXAMPLES = 5
 MAX_TEXT_CHARS = 100_000  # the longest song lyrics run to ~20k characters; more is not lyrics
@@ -126,5 +127,16 @@ def check_known(problems: Problems, file: str, df: pd.DataFrame, column: str, kn
                 where: str) -> None:
     """Every (present) id in `column` is one of `known` (`what` ids listed in `where`)."""
     values = df[column]
-    unknown = ~values.isin(known).to_numpy() & values.notna().to_numpy()
+    unknown = ~_isin(values, known) & values.notna().to_numpy()
     problems.add_rows(file, column, unknown, f"{what} id(s) not in {where}", f"ids listed in {where}", values)
+
+
+def _isin(values: pd.Series, known: Collection) -> np.ndarray:
+    """`values.isin(known)`, through Arrow's hash lookup where both are text (pandas converts each
+    Arrow string to a Python object first: 20 s instead of 1 s on millions of rows)."""
+    try:
+        found = pc.is_in(pa.array(values, from_pandas=True), value_set=pa.array(np.asarray(known, dtype=object),
+                                                                               type=pa.string()))
+    except (pa.ArrowException, TypeError, ValueError, UnicodeEncodeError):
+        return values.isin(known).to_numpy()
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
