@@ -70,6 +70,8 @@ def test_rows_follow_the_contract_with_notes_for_cold_cf(two_runs) -> None:
     assert by_key["random", "cold"]["metrics"]["recall@10"] is not None  # random ranks cold songs too
     run = json.loads((out / "run.json").read_text())
     assert "embedding_map.png not drawn: no content model" in run["notes"] and run["checkpoints"] == {}
+    assert set(run["timings"]) == {"popularity", "random", "als"}  # per model: fit and evaluation seconds
+    assert all(t["fit_s"] >= 0 and t["eval_s"] > 0 for t in run["timings"].values())
 
 
 def test_same_seed_gives_identical_json(two_runs) -> None:
