@@ -161,15 +161,16 @@ def run_generative_stage(
     needed = {int(i) for per_user in catalog_rows.values() for ids in per_user.values() for i in ids}
     needed |= {int(i) for u in users for i in data.test[u].indices}
     needed |= {int(i) for u in users for i in data.train[u].indices}  # history reference and novelty
-    panel.prepare(sorted(needed))
+    generated_rows = {backend: _generated_candidates(data, users, songs, config.k) for backend, songs in generated.items()}
+    panel.prepare(sorted(needed), [s for per_user in generated_rows.values() for songs in per_user.values() for s in songs])
     reference = panel.heldout if config.reference == "heldout" else panel.history
     candidates: list[Candidate] = []
     for row, per_user in catalog_rows.items():
         for user in users:
             songs = [panel.song(i) for i in per_user[user]]
             candidates += _score(panel, user, row, songs, reference(user), novelty=False)
-    for backend, songs in generated.items():
-        for user, user_songs in _generated_candidates(data, users, songs, config.k).items():
+    for backend, per_user in generated_rows.items():
+        for user, user_songs in per_user.items():
             candidates += _score(panel, user, f"generated-{backend}", user_songs, reference(user), novelty=True)
     result = summarise_stage(
         candidates, list(models), config.backends, data.user_ids, panel.judge.kind, n_bootstrap, seed

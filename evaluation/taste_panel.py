@@ -69,8 +69,9 @@ class TastePanel:
     def scorers(self) -> dict[str, TasteScorer]:
         return {"midi_similarity": self.midi, "lyric_relevance": self.judge}
 
-    def prepare(self, indices: Sequence[int]) -> None:
-        """Make `indices` (and, before the first fit, MIDI similarity's reference sample) ready to score."""
+    def prepare(self, indices: Sequence[int], others: Sequence[TasteSong] = ()) -> None:
+        """Make catalog songs `indices` (and, before the first fit, MIDI similarity's reference sample) and
+        songs from elsewhere (`others`, e.g. generated) ready to score: transcribed, lyrics embedded."""
         stats = self.cache_dir / MIDI_CACHE / "reference_stats.json"
         reference = []
         if self.midi.scalar_mean is None and not stats.exists():
@@ -82,6 +83,7 @@ class TastePanel:
                 self.midi.load_reference(stats)
             else:
                 self.midi.fit([self.catalog.song(i) for i in reference])
+        self.judge.prepare([*(self.catalog.song(i) for i in indices), *others])
 
     def song(self, index: int, weight: float = 1.0) -> TasteSong:
         return self.catalog.song(index, weight)

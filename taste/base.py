@@ -177,6 +177,9 @@ class TasteScorer(ABC):
     def score(self, candidates: Sequence[TasteSong], history: Sequence[TasteSong]) -> list[TasteResult]:
         """One `TasteResult` per candidate, in order; failures are results, not exceptions."""
 
+    def prepare(self, songs: Sequence[TasteSong]) -> None:
+        """Get ready to score `songs` in one pass (a scorer with per-song work batches it here); optional."""
+
 
 def summarise(results: Iterable[TasteResult]) -> dict:
     """Mean over scored candidates, counts, and failures grouped by reason (for leaderboards)."""

@@ -255,18 +255,24 @@ class EmbeddingLyricJudge(TasteScorer):
         with np.load(self.cache_path) as stored:
             return {k: stored[k] for k in stored.files}
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def prepare(self, songs: Sequence[TasteSong], batch_size: int = 64) -> None:
+        """Embed every lyric of `songs` in length-sorted batches and write the cache once."""
+        self._embed([s.lyrics for s in songs if s.lyrics.strip()], batch_size)
+
+    def _embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit vectors, from the on-disk cache where possible, so a re-evaluation loads no model."""
         keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._cache}.items())
+        missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._cache}.items(), key=lambda kt: len(kt[1]))
         if missing:
             if self.encoder is None:
                 from lightning_modules.lyrics_encoder import LyricsEncoder
 
                 self.encoder = LyricsEncoder(self.model_name_or_path, max_length=self.max_length)
-            vectors = self.encoder([t for _, t in missing]).float().numpy()
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            self._cache.update({k: v for (k, _), v in zip(missing, vectors)})
+            for start in range(0, len(missing), batch_size):  # similar lengths together: little padding
+                batch = missing[start : start + batch_size]
+                vectors = self.encoder([t for _, t in batch]).float().numpy()
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                self._cache.update({k: v for (k, _), v in zip(batch, vectors)})
             if self.cache_path is not None:  # with what another evaluation sharing the folder added meanwhile
                 self._cache = {**self._stored(), **self._cache}
                 replace_atomically(self.cache_path, lambda f: np.savez(f, **self._cache))

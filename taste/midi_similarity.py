@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Self
@@ -84,6 +84,8 @@ class MidiSimilarity(TasteScorer):
         weights: Weight per block (`BLOCKS`); a missing block gets 1, 0 drops a block.
         transcription: basic-pitch's settings.
         show_progress: A progress bar while transcribing.
+        memory_size: Songs whose features are kept in memory (least recently used dropped): a stage
+            scores each song against many users' references, and recomputing features is its main cost.
 
     Call `fit(reference_songs)` (the catalog) or `load_reference()` before `score`.
     """
@@ -97,6 +99,7 @@ class MidiSimilarity(TasteScorer):
         weights: dict[str, float] | None = None,
         transcription: TranscriptionConfig | None = None,
         show_progress: bool = True,
+        memory_size: int = 16384,
     ) -> None:
         unknown = set(weights or {}) - set(BLOCKS)
         if unknown:
@@ -107,10 +110,19 @@ class MidiSimilarity(TasteScorer):
         self.show_progress = show_progress
         self.scalar_mean: np.ndarray | None = None
         self.scalar_std: np.ndarray | None = None
+        self.memory_size = memory_size
+        self._features: OrderedDict[str, dict[str, np.ndarray] | None] = OrderedDict()
 
     def features(self, song: TasteSong) -> dict[str, np.ndarray] | None:
         """Raw feature blocks of a song (transcribed or read from the cache); None without notes."""
-        return note_features(self.transcriber.transcribe(song))
+        key = song.audio_hash
+        if key in self._features:
+            self._features.move_to_end(key)
+            return self._features[key]
+        features = self._features[key] = note_features(self.transcriber.transcribe(song))
+        if len(self._features) > self.memory_size:
+            self._features.popitem(last=False)
+        return features
 
     def _analyse(self, song: TasteSong) -> tuple[dict[str, np.ndarray] | None, str | None]:
         """(feature blocks, None), or (None, why not): no audio, undecodable audio, no notes."""

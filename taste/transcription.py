@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
+import torchaudio
 
 from songdata.audio import SAMPLE_RATE
 from taste.base import TasteSong
@@ -45,6 +45,12 @@ def basic_pitch_model(model_path: str | None = None) -> object:
     finally:
         root.setLevel(level)
     return Model(model_path or basic_pitch.ICASSP_2022_MODEL_PATH)
+
+
+@cache
+def _resampler(orig_hz: int, new_hz: int) -> torchaudio.transforms.Resample:
+    """torchaudio's float32 resampler (what `functional.resample` does on float32) with its kernel built once."""
+    return torchaudio.transforms.Resample(orig_hz, new_hz, dtype=torch.float32)
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,8 @@ class Transcriber:
         duration = len(wave) / SAMPLE_RATE
         if len(wave) == 0:
             return Transcription(np.zeros((0, 4), np.float32), 0.0)
-        wave_22k = AF.resample(torch.from_numpy(wave), SAMPLE_RATE, AUDIO_SAMPLE_RATE).numpy()
+        with torch.no_grad():
+            wave_22k = _resampler(SAMPLE_RATE, AUDIO_SAMPLE_RATE)(torch.from_numpy(wave)).numpy()
         output = _model_output(model, wave_22k, self.batch_windows)
         min_frames = int(np.round(self.config.minimum_note_length_ms / 1000 * (AUDIO_SAMPLE_RATE / FFT_HOP)))
         with np.errstate(invalid="ignore", divide="ignore"):  # silence: basic-pitch divides 0 by 0, finds no notes

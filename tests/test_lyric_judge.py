@@ -187,3 +187,20 @@ def test_embedding_judge_reuses_cached_embeddings_without_loading_the_model(tmp_
     again = EmbeddingLyricJudge(cache_dir=tmp_path)
     assert again.score([CANDIDATE], history) == first
     assert again.encoder is None  # every text came from the cache
+
+
+def test_embedding_judge_prepare_embeds_in_batches_and_writes_the_cache_once(tmp_path, monkeypatch):
+    import taste.lyric_judge as module
+
+    rng = np.random.default_rng(2)
+    songs = [TasteSong(f"s{i}", write_lyrics("calm folk", rng)) for i in range(7)] + [TasteSong("inst", "")]
+    writes = []
+    real_replace = module.replace_atomically
+    monkeypatch.setattr(module, "replace_atomically", lambda *a: writes.append(a) or real_replace(*a))
+    judge = EmbeddingLyricJudge(cache_dir=tmp_path)
+    judge.prepare(songs, batch_size=3)
+    assert len(writes) == 1 and len(judge._cache) == 7
+    scored = judge.score(songs[:2], songs[2:])
+    assert len(writes) == 1  # everything came from the prepared embeddings
+    unprepared = EmbeddingLyricJudge().score(songs[:2], songs[2:])
+    assert [r.value for r in scored] == pytest.approx([r.value for r in unprepared], abs=1e-5)

@@ -13,6 +13,7 @@ import soundfile as sf
 from prepare.demo import compose_song, render_midi
 from songdata.audio import SAMPLE_RATE
 from taste import MidiSimilarity, TasteSong, Transcriber, file_hash, summarise, waveform_hash
+from taste.midi_similarity import note_features
 
 STYLES = ("calm folk", "energetic rock", "dark electronic")
 SONGS_PER_STYLE = 3
@@ -140,3 +141,20 @@ def test_catalog_songs_come_from_the_shards(tiny_dataset):
     assert light.audio_hash == waveform_hash(song.waveform()) and light.id == song.id
     with pytest.raises(ValueError, match="only its hash"):
         light.waveform()
+
+
+def test_features_are_computed_once_per_audio_and_memory_is_bounded(corpus, monkeypatch):
+    import taste.midi_similarity as module
+
+    calls = []
+    monkeypatch.setattr(module, "note_features", lambda t: calls.append(t) or note_features(t))
+    scorer = MidiSimilarity(corpus["cache_dir"], show_progress=False).load_reference()
+    songs = [s.light() for group in corpus["songs"].values() for s in group]
+    first = [r.value for r in scorer.score(songs[:2], songs[2:5])]
+    again = [r.value for r in scorer.score(songs[:2], songs[2:5])]  # a stage scores each song for many users
+    assert first == again and len(calls) == 5
+    assert first == [r.value for r in corpus["scorer"].score(songs[:2], songs[2:5])]
+    small = MidiSimilarity(corpus["cache_dir"], show_progress=False, memory_size=2).load_reference()
+    small.score(songs[:2], songs[2:5])
+    assert len(small._features) == 2
+
