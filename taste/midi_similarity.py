@@ -112,6 +112,7 @@ class MidiSimilarity(TasteScorer):
         self.scalar_std: np.ndarray | None = None
         self.memory_size = memory_size
         self._features: OrderedDict[str, dict[str, np.ndarray] | None] = OrderedDict()
+        self._vector_memo: dict[str, np.ndarray] = {}  # valid for the current reference statistics only
 
     def features(self, song: TasteSong) -> dict[str, np.ndarray] | None:
         """Raw feature blocks of a song (transcribed or read from the cache); None without notes."""
@@ -150,6 +151,7 @@ class MidiSimilarity(TasteScorer):
             raise ValueError(f"midi_similarity.fit: no reference song could be used ({dict(skipped)})")
         scalars = np.stack(rows)
         self.scalar_mean, self.scalar_std = scalars.mean(0), scalars.std(0)
+        self._vector_memo.clear()
         if skipped:
             log.warning("midi_similarity.fit: %d reference song(s) left out: %s", sum(skipped.values()), dict(skipped))
         log.info("midi_similarity: reference statistics from %d songs", len(rows))
@@ -174,6 +176,7 @@ class MidiSimilarity(TasteScorer):
         if tuple(stats.get("scalars", ())) != SCALARS:
             raise ValueError(f"{path}: field 'scalars' is {stats.get('scalars')}, expected {list(SCALARS)}")
         self.scalar_mean, self.scalar_std = np.array(stats["mean"]), np.array(stats["std"])
+        self._vector_memo.clear()
         return self
 
     def vector(self, features: dict[str, np.ndarray]) -> np.ndarray:
@@ -186,16 +189,25 @@ class MidiSimilarity(TasteScorer):
 
     def song_vector(self, song: TasteSong) -> np.ndarray | None:
         """A song's feature vector, or None without usable audio or notes."""
-        features, _ = self._analyse(song)
-        return self.vector(features) if features is not None else None
+        return self._vector(song)[0]
+
+    def _vector(self, song: TasteSong) -> tuple[np.ndarray | None, str | None]:
+        """(vector, None), or (None, why not); vectors are kept per audio until the reference statistics change."""
+        key = song.audio_hash if song.has_audio else None
+        if key in self._vector_memo:
+            return self._vector_memo[key], None
+        features, failure = self._analyse(song)
+        if features is None:
+            return None, failure
+        vector = self._vector_memo[key] = self.vector(features)
+        if len(self._vector_memo) > self.memory_size:
+            self._vector_memo.pop(next(iter(self._vector_memo)))
+        return vector, None
 
     def _vectors(self, songs: Sequence[TasteSong], desc: str) -> list[tuple[np.ndarray | None, str | None]]:
         """(vector, None) per song, or (None, why not)."""
-        out = []
-        for song in tqdm(songs, desc=desc, disable=not self.show_progress or len(songs) < 2, unit="song", leave=False):
-            features, failure = self._analyse(song)
-            out.append((self.vector(features), None) if features is not None else (None, failure))
-        return out
+        disable = not self.show_progress or len(songs) < 2
+        return [self._vector(song) for song in tqdm(songs, desc=desc, disable=disable, unit="song", leave=False)]
 
     def profile(self, history: Sequence[TasteSong]) -> tuple[np.ndarray | None, dict]:
         """Weighted mean of the history's vectors (song weights, e.g. play counts) and what was left out."""

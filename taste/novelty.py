@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,9 +42,10 @@ def lyric_lines(lyrics: str) -> list[list[str]]:
     return [line for line in lines if line]
 
 
-def ngrams(lyrics: str, n: int = 3) -> set[tuple[str, ...]]:
-    """Distinct word n-grams within the lines of `lyrics`."""
-    return {tuple(line[i : i + n]) for line in lyric_lines(lyrics) for i in range(len(line) - n + 1)}
+@lru_cache(maxsize=65536)
+def ngrams(lyrics: str, n: int = 3) -> frozenset[tuple[str, ...]]:
+    """Distinct word n-grams within the lines of `lyrics` (kept: each history song meets every generated song)."""
+    return frozenset(tuple(line[i : i + n]) for line in lyric_lines(lyrics) for i in range(len(line) - n + 1))
 
 
 def ngram_overlap(candidate: str, reference: str, n: int = 3) -> float | None:

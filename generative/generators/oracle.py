@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from generative.generators import ORACLE_MODEL
 from generative.generators.base import GeneratedSong, Generator, safe_name, write_wav_atomic
 from generative.prompts import Prompt
-from prepare.demo import STYLES, Style, render_song, write_lyrics
+
+if TYPE_CHECKING:
+    from prepare.demo import Style
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ def match_demo_style(tag_weights: dict[str, float]) -> tuple[Style, float]:
 
     Returns the style and its score (0 when no tag matched: then the first style).
     """
+    from prepare.demo import STYLES  # the demo world and its synthesiser load only when a song is composed
+
     scores = np.zeros(len(STYLES))
     for tag, weight in tag_weights.items():
         words = set(re.findall(r"[a-z]+", tag.lower()))
@@ -48,6 +53,8 @@ def prompt_style(prompt: Prompt) -> Style:
         weights = {w: 1.0 / (1 + i) for i, w in enumerate(words)}
     style, score = match_demo_style(weights)
     if score == 0:
+        from prepare.demo import STYLES
+
         style = STYLES[int(np.random.default_rng(prompt.seed).integers(len(STYLES)))]
         log.warning("user %s: no demo style matches %r; composing in %s", prompt.user_id, prompt.style, style.name)
     return style
@@ -71,6 +78,8 @@ class OracleGenerator(Generator):
         self.clips_per_request = clips_per_request
 
     def generate(self, prompt: Prompt, user_id: str) -> list[GeneratedSong]:
+        from prepare.demo import render_song, write_lyrics
+
         style = prompt_style(prompt)
         songs = []
         for k in range(self.clips_per_request):
