@@ -206,8 +206,9 @@ class MidiSimilarity(TasteScorer):
 
     def _vectors(self, songs: Sequence[TasteSong], desc: str) -> list[tuple[np.ndarray | None, str | None]]:
         """(vector, None) per song, or (None, why not)."""
-        disable = not self.show_progress or len(songs) < 2
-        return [self._vector(song) for song in tqdm(songs, desc=desc, disable=disable, unit="song", leave=False)]
+        if self.show_progress and len(songs) > 1:  # a disabled bar still costs more than a cached song
+            songs = tqdm(songs, desc=desc, unit="song", leave=False)
+        return [self._vector(song) for song in songs]
 
     def profile(self, history: Sequence[TasteSong]) -> tuple[np.ndarray | None, dict]:
         """Weighted mean of the history's vectors (song weights, e.g. play counts) and what was left out."""
