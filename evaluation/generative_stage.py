@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -191,7 +191,7 @@ def run_generative_stage(
     return result
 
 
-def _score(panel: TastePanel, user: int, row: str, songs: list[TasteSong], reference: list[TasteSong],
+def _score(panel: TastePanel, user: int, row: str, songs: list[TasteSong], reference: Sequence[TasteSong],
            novelty: bool) -> list[Candidate]:
     """Each song of a row scored against the user's reference (and, for generated songs, its nearest history song)."""
     if not songs:

@@ -64,6 +64,7 @@ class TastePanel:
         self.catalog = CatalogAudio(dataset, self.midi.transcriber, self.cache_dir / HASHES_FILE)
         self.judge = judge
         self.reference_songs, self.seed = reference_songs, seed
+        self._rows: dict[tuple[str, int], tuple[TasteSong, ...]] = {}
 
     @property
     def scorers(self) -> dict[str, TasteScorer]:
@@ -88,16 +89,21 @@ class TastePanel:
     def song(self, index: int, weight: float = 1.0) -> TasteSong:
         return self.catalog.song(index, weight)
 
-    def _songs(self, row) -> list[TasteSong]:
-        return [self.song(i, w) for i, w in zip(row.indices, row.data)]
+    def _songs(self, split: Literal["train", "val", "test"], user: int) -> tuple[TasteSong, ...]:
+        """A user's songs of one split, built once: every row of a stage scores against the same reference."""
+        key = (split, user)
+        if key not in self._rows:
+            row = getattr(self.data, split)[user]
+            self._rows[key] = tuple(self.song(i, w) for i, w in zip(row.indices, row.data))
+        return self._rows[key]
 
-    def history(self, user: int) -> list[TasteSong]:
+    def history(self, user: int) -> tuple[TasteSong, ...]:
         """The user's training songs, weighted by play count."""
-        return self._songs(self.data.train[user])
+        return self._songs("train", user)
 
-    def heldout(self, user: int, split: Literal["val", "test"] = "test") -> list[TasteSong]:
+    def heldout(self, user: int, split: Literal["val", "test"] = "test") -> tuple[TasteSong, ...]:
         """The user's held-out songs of `split` (what they listened to next), weighted by play count."""
-        return self._songs((self.data.test if split == "test" else self.data.val)[user])
+        return self._songs(split, user)
 
     def score(self, candidates: Sequence[TasteSong], reference: Sequence[TasteSong]) -> dict[str, list]:
         """Per scorer, one `TasteResult` per candidate; a candidate that is in `reference` is left out of it."""

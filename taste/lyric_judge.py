@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +228,12 @@ class LLMLyricJudge(TasteScorer):
         )
 
 
+@lru_cache(maxsize=65536)
+def _text_key(text: str) -> str:
+    """A lyric's cache key (kept: a stage looks up each reference lyric once per scored row)."""
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 class EmbeddingLyricJudge(TasteScorer):
     """(cos + 1) / 2 between the candidate's lyric embedding and the history's mean embedding.
 
@@ -261,7 +268,7 @@ class EmbeddingLyricJudge(TasteScorer):
 
     def _embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit vectors, from the on-disk cache where possible, so a re-evaluation loads no model."""
-        keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
+        keys = [_text_key(text) for text in texts]
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in self._cache}.items(), key=lambda kt: len(kt[1]))
         if missing:
             if self.encoder is None:
