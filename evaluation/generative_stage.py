@@ -164,14 +164,14 @@ def run_generative_stage(
     generated_rows = {backend: _generated_candidates(data, users, songs, config.k) for backend, songs in generated.items()}
     panel.prepare(sorted(needed), [s for per_user in generated_rows.values() for songs in per_user.values() for s in songs])
     reference = panel.heldout if config.reference == "heldout" else panel.history
-    candidates: list[Candidate] = []
-    for row, per_user in catalog_rows.items():
-        for user in users:
-            songs = [panel.song(i) for i in per_user[user]]
-            candidates += _score(panel, user, row, songs, reference(user), novelty=False)
-    for backend, per_user in generated_rows.items():
-        for user, user_songs in per_user.items():
-            candidates += _score(panel, user, f"generated-{backend}", user_songs, reference(user), novelty=True)
+    by_row: dict[str, list[Candidate]] = {row: [] for row in catalog_rows}
+    by_row |= {f"generated-{backend}": [] for backend in generated_rows}
+    for user in users:
+        rows = {row: [panel.song(i) for i in per_user[user]] for row, per_user in catalog_rows.items()}
+        rows |= {f"generated-{backend}": per_user[user] for backend, per_user in generated_rows.items()}
+        for row, scored in _score_user(panel, user, rows, reference(user)).items():
+            by_row[row] += scored
+    candidates = [candidate for scored in by_row.values() for candidate in scored]
     result = summarise_stage(
         candidates, list(models), config.backends, data.user_ids, panel.judge.kind, n_bootstrap, seed
     )
@@ -191,18 +191,24 @@ def run_generative_stage(
     return result
 
 
-def _score(panel: TastePanel, user: int, row: str, songs: list[TasteSong], reference: Sequence[TasteSong],
-           novelty: bool) -> list[Candidate]:
-    """Each song of a row scored against the user's reference (and, for generated songs, its nearest history song)."""
-    if not songs:
-        return []
+def _score_user(
+    panel: TastePanel, user: int, rows: dict[str, list[TasteSong]], reference: Sequence[TasteSong]
+) -> dict[str, list[Candidate]]:
+    """Every row's songs for one user, scored in one pass against the user's reference (the profiles are
+    built once, not once per row); generated songs also get their nearest history song."""
+    songs = [song for row_songs in rows.values() for song in row_songs]
     results = panel.score(songs, reference)
-    history = panel.history(user) if novelty else []
-    out = []
-    for rank, song in enumerate(songs):
-        nearest = nearest_history(panel.midi, song, history) if novelty else None
-        out.append(Candidate(user, row, rank + 1, song, {m: results[m][rank] for m in TASTE_METRICS}, nearest))
-    return out
+    history = panel.history(user)
+    scored, start = {}, 0
+    for row, row_songs in rows.items():
+        novelty = row.startswith("generated-")
+        scored[row] = [
+            Candidate(user, row, rank + 1, song, {m: results[m][start + rank] for m in TASTE_METRICS},
+                      nearest_history(panel.midi, song, history) if novelty else None)
+            for rank, song in enumerate(row_songs)
+        ]
+        start += len(row_songs)
+    return scored
 
 
 def add_taste_metrics(rows: list[dict], result: StageResult) -> list[dict]:

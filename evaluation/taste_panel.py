@@ -84,7 +84,9 @@ class TastePanel:
                 self.midi.load_reference(stats)
             else:
                 self.midi.fit([self.catalog.song(i) for i in reference])
-        self.judge.prepare([*(self.catalog.song(i) for i in indices), *others])
+        songs = [*(self.catalog.song(i) for i in indices), *others]
+        self.midi.prepare(songs)
+        self.judge.prepare(songs)
 
     def song(self, index: int, weight: float = 1.0) -> TasteSong:
         return self.catalog.song(index, weight)
@@ -109,10 +111,11 @@ class TastePanel:
         """Per scorer, one `TasteResult` per candidate; a candidate that is in `reference` is left out of it."""
         ids = {song.id for song in reference}
         results: dict[str, list] = {name: [None] * len(candidates) for name in self.scorers}
-        outside = [i for i, song in enumerate(candidates) if song.id not in ids]
-        groups = [(outside, list(reference))] if outside else []
-        groups += [
-            ([i], [s for s in reference if s.id != candidates[i].id]) for i, c in enumerate(candidates) if c.id in ids
+        by_reference: dict[str | None, list[int]] = {}  # None: the whole reference; else the song left out of it
+        for i, song in enumerate(candidates):
+            by_reference.setdefault(song.id if song.id in ids else None, []).append(i)
+        groups = [
+            (positions, [s for s in reference if s.id != left_out]) for left_out, positions in by_reference.items()
         ]
         for positions, songs in groups:
             for name, scorer in self.scorers.items():

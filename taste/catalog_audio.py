@@ -46,10 +46,9 @@ class CatalogAudio:
         if not wanted:
             return
         hashes = json.loads(self.hashes_path.read_text()) if self.hashes_path.exists() else {}
-        folder = self.transcriber.cache_dir
         for index in list(wanted):
             known = hashes.get(str(index))
-            if known and folder is not None and (folder / f"{known}.npz").exists():
+            if known and self.transcriber.is_cached(known):
                 self._songs[index] = self._song(index, known)
                 wanted.discard(index)
         if wanted and self.dataset.has_audio:

@@ -253,14 +253,14 @@ class EmbeddingLyricJudge(TasteScorer):
         self.model_name_or_path, self.max_length = model_name_or_path, max_length
         self.encoder = None  # built on the first text the cache does not hold
         key = hashlib.sha1(f"{model_name_or_path}|{max_length}".encode()).hexdigest()[:12]
-        self.cache_path = Path(cache_dir) / f"lyric_embeddings-{key}.npz" if cache_dir else None
+        self.cache_path = Path(cache_dir) / f"lyric-embeddings-{key}.npz" if cache_dir else None
         self._cache: dict[str, np.ndarray] = self._stored()
 
     def _stored(self) -> dict[str, np.ndarray]:
         if self.cache_path is None or not self.cache_path.exists():
             return {}
-        with np.load(self.cache_path) as stored:
-            return {k: stored[k] for k in stored.files}
+        with np.load(self.cache_path) as stored:  # two arrays: reading a file per text key was its main cost
+            return dict(zip(stored["keys"].tolist(), stored["vectors"]))
 
     def prepare(self, songs: Sequence[TasteSong], batch_size: int = 64) -> None:
         """Embed every lyric of `songs` in length-sorted batches and write the cache once."""
@@ -282,7 +282,9 @@ class EmbeddingLyricJudge(TasteScorer):
                 self._cache.update({k: v for (k, _), v in zip(batch, vectors)})
             if self.cache_path is not None:  # with what another evaluation sharing the folder added meanwhile
                 self._cache = {**self._stored(), **self._cache}
-                replace_atomically(self.cache_path, lambda f: np.savez(f, **self._cache))
+                stored = sorted(self._cache)
+                matrix = np.stack([self._cache[k] for k in stored])
+                replace_atomically(self.cache_path, lambda f: np.savez(f, keys=np.array(stored), vectors=matrix))
         return np.stack([self._cache[k] for k in keys])
 
     def score(self, candidates: Sequence[TasteSong], history: Sequence[TasteSong]) -> list[TasteResult]:

@@ -66,6 +66,14 @@ def note_features(transcription: Transcription) -> dict[str, np.ndarray] | None:
     }
 
 
+_ENDS = np.cumsum([0, 12, 144, 2 * MAX_INTERVAL + 1, len(SCALARS)]).tolist()
+BLOCK_SPANS = dict(zip(BLOCKS, zip(_ENDS[:-1], _ENDS[1:])))  # where each block lies in a song's vector
+
+
+def _memo_key(song: TasteSong) -> str | None:
+    return song.audio_hash if song.has_audio else None
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x)
     return x / norm if norm > 0 else x
@@ -138,6 +146,14 @@ class MidiSimilarity(TasteScorer):
             song.release_audio()
         return (features, None) if features is not None else (None, "no notes transcribed")
 
+    def prepare(self, songs: Sequence[TasteSong]) -> None:
+        """Features of `songs` (transcribing what is not cached), then the run's transcriptions packed into one file."""
+        for song in tqdm(songs, desc="midi features", disable=not self.show_progress, unit="song"):
+            self._analyse(song)
+        added = self.transcriber.save_pack()
+        if added:
+            log.info("midi_similarity: %d transcription(s) added to the cache's pack", added)
+
     def fit(self, reference: Iterable[TasteSong]) -> Self:
         """z-score statistics of the scalar features over `reference`; saved next to the cache."""
         rows, skipped = [], Counter()
@@ -193,7 +209,7 @@ class MidiSimilarity(TasteScorer):
 
     def _vector(self, song: TasteSong) -> tuple[np.ndarray | None, str | None]:
         """(vector, None), or (None, why not); vectors are kept per audio until the reference statistics change."""
-        key = song.audio_hash if song.has_audio else None
+        key = _memo_key(song)
         if key in self._vector_memo:
             return self._vector_memo[key], None
         features, failure = self._analyse(song)
@@ -205,8 +221,9 @@ class MidiSimilarity(TasteScorer):
         return vector, None
 
     def _vectors(self, songs: Sequence[TasteSong], desc: str) -> list[tuple[np.ndarray | None, str | None]]:
-        """(vector, None) per song, or (None, why not)."""
-        if self.show_progress and len(songs) > 1:  # a disabled bar still costs more than a cached song
+        """(vector, None) per song, or (None, why not); a progress bar only when some song must be analysed
+        (a bar costs more than a whole prepared row)."""
+        if self.show_progress and len(songs) > 1 and any(_memo_key(s) not in self._vector_memo for s in songs):
             songs = tqdm(songs, desc=desc, unit="song", leave=False)
         return [self._vector(song) for song in songs]
 
@@ -245,5 +262,4 @@ class MidiSimilarity(TasteScorer):
         return results
 
     def _block_cosines(self, vector: np.ndarray, profile: np.ndarray) -> dict[str, float]:
-        sizes = np.cumsum([0, 12, 144, 2 * MAX_INTERVAL + 1, len(SCALARS)])
-        return {b: round(_cosine(vector[i:j], profile[i:j]), 4) for b, i, j in zip(BLOCKS, sizes[:-1], sizes[1:])}
+        return {b: round(_cosine(vector[i:j], profile[i:j]), 4) for b, (i, j) in BLOCK_SPANS.items()}

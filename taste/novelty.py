@@ -74,14 +74,18 @@ def _best(values: list[tuple[float, str]]) -> tuple[float | None, str | None]:
 
 def nearest_history(midi: MidiSimilarity, candidate: TasteSong, history: Sequence[TasteSong]) -> Nearest:
     """The history songs closest to `candidate` by MIDI cosine and by lyric trigram overlap."""
-    vectors = {id(song): midi.song_vector(song) for song in (candidate, *history)}
-    mine = vectors[id(candidate)]
-    by_midi = []
-    if mine is not None:
-        for song in history:
-            theirs = vectors[id(song)]
-            if theirs is not None:
-                cosine = float(mine @ theirs / max(np.linalg.norm(mine) * np.linalg.norm(theirs), 1e-12))
-                by_midi.append((round(cosine, 6), song.id))
-    by_lyrics = [(v, s.id) for s in history if (v := ngram_overlap(candidate.lyrics, s.lyrics)) is not None]
-    return Nearest(*_best(by_midi), *_best(by_lyrics))
+    return Nearest(*_nearest_by_midi(midi, candidate, history), *_nearest_by_lyrics(candidate, history))
+
+
+def _nearest_by_midi(midi: MidiSimilarity, candidate: TasteSong, history: Sequence[TasteSong]):
+    mine = midi.song_vector(candidate)
+    theirs = [(vector, song.id) for song in history if (vector := midi.song_vector(song)) is not None]
+    if mine is None or not theirs:
+        return None, None
+    matrix = np.stack([vector for vector, _ in theirs])
+    norms = np.maximum(np.linalg.norm(matrix, axis=1) * np.linalg.norm(mine), 1e-12)
+    return _best([(round(float(c), 6), song_id) for c, (_, song_id) in zip(matrix @ mine / norms, theirs)])
+
+
+def _nearest_by_lyrics(candidate: TasteSong, history: Sequence[TasteSong]):
+    return _best([(v, s.id) for s in history if (v := ngram_overlap(candidate.lyrics, s.lyrics)) is not None])

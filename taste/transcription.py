@@ -2,7 +2,9 @@
 
 basic-pitch is imported lazily and its model is built once per process, so a fully cached
 evaluation never pays for either. The cache holds note lists, not features: features are
-cheap to recompute and may change, transcriptions are the expensive part.
+cheap to recompute and may change, transcriptions are the expensive part. Each transcription is
+written to a file of its own the moment it exists (an interrupted run loses none); `save_pack`
+gathers them into one `pack.npz` that a later run reads at once instead of a file per song.
 """
 
 from __future__ import annotations
@@ -98,8 +100,11 @@ def _model_output(model: object, wave_22k: np.ndarray, batch_windows: int) -> di
     return {k: unwrap_output(np.concatenate(v), len(wave_22k), _OVERLAP_FRAMES) for k, v in outputs.items()}
 
 
+PACK_FILE = "pack.npz"
+
+
 class Transcriber:
-    """Transcribe songs to notes, caching `cache_dir/<config tag>/<audio sha1>.npz`.
+    """Transcribe songs to notes, caching `cache_dir/<config tag>/<audio sha1>.npz` (and `pack.npz`).
 
     Args:
         cache_dir: Where transcriptions are kept; None = no disk cache.
@@ -125,6 +130,8 @@ class Transcriber:
         self.misses = 0
         self._memory: OrderedDict[str, Transcription] = OrderedDict()
         self.memory_size = memory_size
+        self._pack: dict[str, Transcription] | None = None  # read on first use
+        self._unpacked: dict[str, Transcription] = {}  # read or made here, not in the pack yet
 
     def transcribe_waveform(self, wave: np.ndarray) -> Transcription:
         """Notes of a mono 16 kHz waveform (no cache)."""
@@ -165,20 +172,75 @@ class Transcriber:
             self._memory.popitem(last=False)
         return result
 
+    def is_cached(self, audio_hash: str) -> bool:
+        """Whether audio with this hash was transcribed into the disk cache."""
+        if self.cache_dir is None:
+            return False
+        return audio_hash in self._packed() or (self.cache_dir / f"{audio_hash}.npz").exists()
+
     def _transcribe_cached(self, song: TasteSong) -> Transcription:
-        path = self.cache_dir / f"{song.audio_hash}.npz" if self.cache_dir is not None else None
-        if path is not None and path.exists():
+        if self.cache_dir is None:
+            self.misses += 1
+            return self.transcribe_waveform(song.waveform())
+        key = song.audio_hash
+        if key in self._packed():
+            self.hits += 1
+            return self._packed()[key]
+        path = self.cache_dir / f"{key}.npz"
+        if path.exists():
             try:
                 with np.load(path) as cached:
-                    self.hits += 1
-                    return Transcription(cached["notes"], float(cached["duration_s"]))
+                    result = Transcription(cached["notes"], float(cached["duration_s"]))
+                self.hits += 1
+                self._unpacked[key] = result
+                return result
             except (OSError, ValueError, KeyError) as error:
                 log.warning("%s: unreadable cache entry (%s); transcribing song %s again", path, error, song.id)
         self.misses += 1
         result = self.transcribe_waveform(song.waveform())
-        if path is not None:
-            _atomic_save(path, notes=result.notes, duration_s=np.float64(result.duration_s))
+        _atomic_save(path, notes=result.notes, duration_s=np.float64(result.duration_s))
+        self._unpacked[key] = result
         return result
+
+    def _packed(self) -> dict[str, Transcription]:
+        if self._pack is None:
+            self._pack = self._read_pack()
+        return self._pack
+
+    def _read_pack(self) -> dict[str, Transcription]:
+        path = self.cache_dir / PACK_FILE
+        if not path.exists():
+            return {}
+        try:
+            with np.load(path) as pack:
+                hashes, offsets, notes, durations = pack["hashes"], pack["offsets"], pack["notes"], pack["durations"]
+        except (OSError, ValueError, KeyError) as error:  # the per-song files are still there
+            log.warning("%s: unreadable transcription pack (%s); reading songs one by one", path, error)
+            return {}
+        return {
+            str(h): Transcription(notes[offsets[i] : offsets[i + 1]], float(durations[i])) for i, h in enumerate(hashes)
+        }
+
+    def save_pack(self) -> int:
+        """Gather this run's transcriptions into `pack.npz` (with what it held); returns how many were added.
+
+        Another run sharing the cache may have packed meanwhile: the pack on disk is read again and kept.
+        """
+        if self.cache_dir is None or not self._unpacked:
+            return 0
+        merged = {**self._read_pack(), **self._packed(), **self._unpacked}
+        hashes = sorted(merged)
+        lengths = [len(merged[h].notes) for h in hashes]
+        _atomic_save(
+            self.cache_dir / PACK_FILE,
+            hashes=np.array(hashes),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            notes=np.concatenate([merged[h].notes for h in hashes]).reshape(-1, 4).astype(np.float32),
+            durations=np.array([merged[h].duration_s for h in hashes], dtype=np.float64),
+        )
+        added = len(self._unpacked)
+        self._pack, self._unpacked = merged, {}
+        return added
 
 
 def _atomic_save(path: Path, **arrays: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import mir_eval
@@ -14,6 +15,7 @@ from prepare.demo import compose_song, render_midi
 from songdata.audio import SAMPLE_RATE
 from taste import MidiSimilarity, TasteSong, Transcriber, file_hash, summarise, waveform_hash
 from taste.midi_similarity import note_features
+from taste.transcription import PACK_FILE
 
 STYLES = ("calm folk", "energetic rock", "dark electronic")
 SONGS_PER_STYLE = 3
@@ -94,6 +96,34 @@ def test_cached_rerun_is_much_faster(corpus):
     assert results[0].value == pytest.approx(original[0].value)
     loaded = MidiSimilarity(corpus["cache_dir"], show_progress=False).load_reference()
     np.testing.assert_allclose(loaded.scalar_std, corpus["scorer"].scalar_std)
+
+
+def test_prepare_packs_the_cache_into_one_file_that_a_rerun_reads(corpus, tmp_path, caplog):
+    songs = [TasteSong(s.id, audio=s.waveform().copy()) for group in corpus["songs"].values() for s in group]
+    cache = tmp_path / "cache"
+    shutil.copytree(corpus["cache_dir"], cache)
+    first = MidiSimilarity(cache, show_progress=False)
+    first.prepare(songs)
+    folder = first.transcriber.cache_dir
+    assert first.transcriber.misses == 0 and (folder / PACK_FILE).exists()
+    assert first.transcriber.save_pack() == 0  # nothing new since
+    singles = sorted(folder.glob("[0-9a-f]*.npz"))
+    assert len(singles) == len(songs)
+    for path in singles:
+        path.unlink()
+    rerun = MidiSimilarity(cache, show_progress=False)
+    rerun.prepare(songs)  # every song from the pack: nothing transcribed, nothing left to add
+    assert rerun.transcriber.misses == 0 and rerun.transcriber.hits == len(songs)
+    for song in songs:
+        for block, values in first.features(song).items():
+            np.testing.assert_array_equal(rerun.features(song)[block], values)
+    (folder / PACK_FILE).write_bytes(b"not an npz")
+    shutil.copytree(corpus["cache_dir"], cache, dirs_exist_ok=True)  # the per-song files are back
+    damaged = MidiSimilarity(cache, show_progress=False)
+    with caplog.at_level("WARNING"):
+        damaged.prepare(songs)
+    assert "unreadable transcription pack" in caplog.text and damaged.transcriber.misses == 0
+    assert np.load(folder / PACK_FILE)["hashes"].size == len(songs)  # rewritten whole
 
 
 def test_files_are_hashed_by_bytes_and_light_songs_use_the_cache(corpus, tmp_path):
