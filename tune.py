@@ -6,7 +6,8 @@ Each model of `models` is fitted on the training split for a grid of its `space`
 is larger than the budget, a seeded random sample of it) and scored on the validation split; the
 test split is never read. The best setting of each model (by `metric`) goes to `--out` (default
 `configs/tuned/<dataset name>.yaml`), read by `evaluate.py --config eval.yaml --config tuned/<name>.yaml`,
-with every trial in `<out>.trials.json`.
+with every trial in `<out>.trials.json`. That file is written after every trial, and a re-run of the
+same command reuses the trials it holds: an interrupted search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def main(args: list[str] | None = None) -> Path:
             searches.append(SearchSpace(**model))
         except TypeError as error:
             parser.error(f"models[{i}]: {error}; expected keys class_path, fixed, space, budget")
-    trials = tune_all(searches, load_tuning_data(dataset), config.metric, config.budget, config.seed)
     out = Path(config.out) if config.out else CONFIG_DIR / "tuned" / f"{dataset.name}.yaml"
+    data = load_tuning_data(dataset)
+    record = out.with_suffix(".trials.json")
+    trials = tune_all(searches, data, config.metric, config.budget, config.seed, dataset.root, record)
     write_tuned_config(trials, config.metric, dataset.root, out)
     print(f"tuned settings written to {out} (trials: {out.with_suffix('.trials.json')})")
     return out

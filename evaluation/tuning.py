@@ -17,7 +17,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from evaluation.evaluator import evaluate_scorer
 from recommenders.base import Recommender, training_only
 from songdata import InteractionData, SongDataset
-from songdata.dataset import SPLIT_COLUMNS
+from songdata.dataset import SPLIT_COLUMNS, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -117,20 +117,35 @@ def _plain(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune_model(
-    search: SearchSpace, data: InteractionData, metric: str, budget: int, seed: int, ks: Sequence[int]
+    search: SearchSpace, data: InteractionData, metric: str, budget: int, seed: int, ks: Sequence[int],
+    done: dict[str, Trial] | None = None, on_trial: Callable[[Trial], None] | None = None,
 ) -> list[Trial]:
-    """Every candidate setting of one model, with a progress bar that shows the best so far."""
+    """Every candidate setting of one model, with a progress bar that shows the best so far.
+
+    A setting found in `done` (keyed by `trial_key`, e.g. from an interrupted run) is reused, not refitted;
+    `on_trial` sees every trial as it finishes.
+    """
     settings = candidate_settings(search, search.budget or budget, seed)
     trials: list[Trial] = []
     short = search.class_path.rpartition(".")[2]
     bar = tqdm(settings, desc=f"tune {short}", unit="trial")
     for init_args in bar:
-        trials.append(run_trial(search.class_path, init_args, data, ks))
+        previous = (done or {}).get(trial_key(search.class_path, _plain(init_args)))
+        if previous is not None and metric in previous.metrics:
+            trials.append(previous)
+        else:
+            trials.append(run_trial(search.class_path, init_args, data, ks))
+            log.info("%s %s: %s %.4f (fit %.1fs)", short, _plain(init_args), metric, trials[-1].metrics[metric],
+                     trials[-1].fit_s)
+        if on_trial is not None:
+            on_trial(trials[-1])
         best = max(t.metrics[metric] for t in trials)
         bar.set_postfix({metric: f"{trials[-1].metrics[metric]:.4f}", "best": f"{best:.4f}"})
-        log.info("%s %s: %s %.4f (fit %.1fs)", short, _plain(init_args), metric, trials[-1].metrics[metric],
-                 trials[-1].fit_s)
     return trials
+
+
+def trial_key(class_path: str, init_args: dict[str, Any]) -> str:
+    return json.dumps([class_path, init_args], sort_keys=True)
 
 
 def best_trial(trials: Sequence[Trial], metric: str) -> Trial:
@@ -139,11 +154,45 @@ def best_trial(trials: Sequence[Trial], metric: str) -> Trial:
 
 
 def tune_all(
-    searches: Sequence[SearchSpace], data: InteractionData, metric: str, budget: int, seed: int
+    searches: Sequence[SearchSpace], data: InteractionData, metric: str, budget: int, seed: int,
+    dataset: Path | None = None, record: Path | None = None,
 ) -> dict[str, list[Trial]]:
-    """Trials of every model, keyed by class path (in the order given)."""
+    """Trials of every model, keyed by class path (in the order given).
+
+    With `record` (a trials file), every finished trial is written there at once, and the trials it
+    already holds for the same `dataset` are reused: an interrupted search resumes where it stopped.
+    """
     ks = sorted({int(metric.split("@")[1]), 10})
-    return {s.class_path: tune_model(s, data, metric, budget, seed, ks) for s in searches}
+    done = {trial_key(t.class_path, t.init_args): t for t in read_trials(record, dataset)} if record else {}
+    if done:
+        log.info("%s: %d finished trial(s) of an earlier run are reused", record, len(done))
+    finished: list[Trial] = []
+
+    def keep(trial: Trial) -> None:
+        finished.append(trial)
+        if record is not None:
+            write_trials(record, finished, metric, dataset)
+
+    return {s.class_path: tune_model(s, data, metric, budget, seed, ks, done, keep) for s in searches}
+
+
+def read_trials(record: Path, dataset: Path | None) -> list[Trial]:
+    """The trials of a trials file written for `dataset` (none if it is absent or for another dataset)."""
+    if not record.exists():
+        return []
+    try:
+        stored = json.loads(record.read_text())
+        if stored.get("dataset") != str(Path(dataset).resolve()) or stored.get("split") != "val":
+            return []
+        return [Trial(**trial) for trial in stored["trials"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{record}: not a trials file of tune.py ({error}); move it away to start afresh") from error
+
+
+def write_trials(record: Path, trials: Sequence[Trial], metric: str, dataset: Path) -> None:
+    """Every trial so far, replaced atomically (an interruption keeps the previous file whole)."""
+    body = {"dataset": str(Path(dataset).resolve()), "metric": metric, "split": "val", "trials": [t.__dict__ for t in trials]}
+    write_json_atomic(body, record)
 
 
 def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path) -> Path:
@@ -162,9 +211,5 @@ def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Pat
         baselines.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + yaml.safe_dump({"baselines": baselines}, sort_keys=False, default_flow_style=None))
-    record = {
-        "dataset": str(dataset.resolve()), "metric": metric, "split": "val",
-        "trials": [t.__dict__ for model_trials in trials.values() for t in model_trials],
-    }
-    out.with_suffix(".trials.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_trials(out.with_suffix(".trials.json"), [t for ts in trials.values() for t in ts], metric, dataset)
     return out

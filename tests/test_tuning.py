@@ -77,3 +77,33 @@ def test_grid_no_larger_than_the_budget_is_searched_whole_and_a_larger_one_sampl
     assert len(sample) == 4 and len({(s["a"], s["b"]) for s in sample}) == 4
     assert sample == candidate_settings(search, budget=4, seed=1)
     assert candidate_settings(SearchSpace("x.Model"), budget=5, seed=0) == [{}]
+
+
+def test_an_interrupted_search_keeps_its_trials_and_resumes_where_it_stopped(dataset, tmp_path, monkeypatch):
+    from evaluation import tuning
+
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(CONFIG))
+    args = ["--config", str(tmp_path / "tune.yaml"), "--data.root", str(dataset), "--out", str(tmp_path / "tuned.yaml")]
+    record = tmp_path / "tuned.trials.json"
+    run_trial, fitted = tuning.run_trial, []
+
+    def interrupted_after_three(class_path, init_args, *rest):
+        if len(fitted) == 3:
+            raise KeyboardInterrupt
+        fitted.append(init_args)
+        return run_trial(class_path, init_args, *rest)
+
+    monkeypatch.setattr(tuning, "run_trial", interrupted_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        tune.main(args)
+    kept = yaml.safe_load(record.read_text())["trials"]
+    assert len(kept) == 3 and not (tmp_path / "tuned.yaml").exists()
+    fitted.clear()
+    monkeypatch.setattr(tuning, "run_trial", lambda *a: fitted.append(a[1]) or run_trial(*a))
+    tune.main(args)
+    trials = yaml.safe_load(record.read_text())["trials"]
+    assert len(fitted) == len(trials) - 3 == 3  # 1 + 3 + 2 trials, the first three reused
+    assert trials[:3] == kept
+    fitted.clear()
+    tune.main(args)  # everything finished: nothing is fitted again, the same config comes out
+    assert fitted == [] and yaml.safe_load(record.read_text())["trials"] == trials
