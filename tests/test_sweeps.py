@@ -103,7 +103,8 @@ def agent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 def test_sweep_files_exist_for_training_and_each_baseline_family() -> None:
     programs = {load_sweep(p)["program"] for p in SWEEPS}
     names = {p.stem for p in SWEEPS}
-    assert programs == {"train.py", "evaluate.py"} and {"train_wns", "als", "word2vec"} <= names
+    assert programs == {"train.py", "evaluate.py"}
+    assert {"train_wns", "als", "bpr", "bpr_torch", "word2vec", "itemknn", "rp3beta", "ease"} <= names
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
@@ -197,7 +198,7 @@ def test_agent_run_trains_in_its_own_folder_and_logs_the_target(tiny_dataset: Pa
     assert sum(len(songs) for songs, _, _ in callback.embedder._cache) == warm  # every warm song read through the pipe
 
 
-@pytest.mark.parametrize("family", ["als", "word2vec"])
+@pytest.mark.parametrize("family", ["als", "word2vec", "ease"])
 def test_agent_run_evaluates_a_baseline_on_validation_in_its_own_folder(
     family: str, tiny_dataset: Path, tmp_path: Path, agent_env
 ) -> None:
