@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from configs import CONFIG_DIR
 from evaluation.evaluator import evaluate_scorer
 from recommenders.base import Recommender, training_only
 from songdata import InteractionData, SongDataset
@@ -195,12 +196,18 @@ def write_trials(record: Path, trials: Sequence[Trial], metric: str, dataset: Pa
     write_json_atomic(body, record)
 
 
+def _config_name(path: Path) -> str:
+    """How `--config` finds `path`: relative to configs/ when it lies there (bare names are looked up there)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(CONFIG_DIR)) if resolved.is_relative_to(CONFIG_DIR) else str(path)
+
+
 def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path) -> Path:
     """`out` (a config `evaluate.py --config` reads) with each model's best setting, and `<out>.trials.json`."""
     header = (
         f"# Baseline settings chosen by tune.py on the validation split of {dataset.resolve().name} "
         f"(best {metric}, warm songs);\n# every trial is in {out.stem}.trials.json. "
-        f"Use: evaluate.py --config eval.yaml ... --config {out.name}\n"
+        f"Use: evaluate.py --config eval.yaml ... --config {_config_name(out)}\n"
     )
     baselines = []
     for class_path, model_trials in trials.items():
