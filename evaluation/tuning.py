@@ -11,6 +11,7 @@ validation splits only: `splits/test.parquet` is never opened while tuning.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import itertools
@@ -65,6 +66,7 @@ class Trial:
 
 
 TUNING_SPLITS = ("train", "val")
+FUSION = "recommenders.HybridRecommender"
 
 
 def load_tuning_data(dataset: SongDataset) -> InteractionData:
@@ -97,8 +99,19 @@ def candidate_settings(search: SearchSpace, budget: int, seed: int) -> list[dict
 
 
 def build(class_path: str, init_args: dict[str, Any]) -> Recommender:
+    if "components" in init_args:  # a fusion: its components first
+        components = [build(c["class_path"], c.get("init_args", {})) for c in init_args["components"]]
+        init_args = {**init_args, "components": components}
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)(**init_args)
+
+
+def fusion_settings(trials: dict[str, list[Trial]], metric: str, top: int) -> list[dict[str, Any]]:
+    """Z-score fusions (`HybridRecommender`) of the best 2, 3, ..., `top` models, each at its best setting."""
+    best = sorted((best_trial(t, metric) for path, t in trials.items() if path != FUSION),
+                  key=lambda trial: -trial.metrics[metric])
+    members = [{"class_path": t.class_path, **({"init_args": t.init_args} if t.init_args else {})} for t in best]
+    return [{"components": members[:n], "fusion": "zscore"} for n in range(2, min(top, len(members)) + 1)]
 
 
 def run_trial(class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
@@ -118,24 +131,23 @@ def _plain(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune_model(
-    search: SearchSpace, data: InteractionData, metric: str, budget: int, seed: int, ks: Sequence[int],
+    class_path: str, settings: Sequence[dict[str, Any]], data: InteractionData, metric: str, ks: Sequence[int],
     done: dict[str, Trial] | None = None, on_trial: Callable[[Trial], None] | None = None,
 ) -> list[Trial]:
-    """Every candidate setting of one model, with a progress bar that shows the best so far.
+    """Every setting of one model, with a progress bar that shows the best so far.
 
     A setting found in `done` (keyed by `trial_key`, e.g. from an interrupted run) is reused, not refitted;
     `on_trial` sees every trial as it finishes.
     """
-    settings = candidate_settings(search, search.budget or budget, seed)
     trials: list[Trial] = []
-    short = search.class_path.rpartition(".")[2]
+    short = class_path.rpartition(".")[2]
     bar = tqdm(settings, desc=f"tune {short}", unit="trial")
     for init_args in bar:
-        previous = (done or {}).get(trial_key(search.class_path, _plain(init_args)))
+        previous = (done or {}).get(trial_key(class_path, _plain(init_args)))
         if previous is not None and metric in previous.metrics:
             trials.append(previous)
         else:
-            trials.append(run_trial(search.class_path, init_args, data, ks))
+            trials.append(run_trial(class_path, init_args, data, ks))
             log.info("%s %s: %s %.4f (fit %.1fs)", short, _plain(init_args), metric, trials[-1].metrics[metric],
                      trials[-1].fit_s)
         if on_trial is not None:
@@ -156,9 +168,10 @@ def best_trial(trials: Sequence[Trial], metric: str) -> Trial:
 
 def tune_all(
     searches: Sequence[SearchSpace], data: InteractionData, metric: str, budget: int, seed: int,
-    dataset: Path | None = None, record: Path | None = None,
+    dataset: Path | None = None, record: Path | None = None, fuse_top: int = 3,
 ) -> dict[str, list[Trial]]:
-    """Trials of every model, keyed by class path (in the order given).
+    """Trials of every model, keyed by class path (in the order given), then of the z-score fusions of
+    the best 2..`fuse_top` models at their best settings (`FUSION`; none when `fuse_top` < 2).
 
     With `record` (a trials file), every finished trial is written there at once, and the trials it
     already holds for the same `dataset` are reused: an interrupted search resumes where it stopped.
@@ -174,7 +187,15 @@ def tune_all(
         if record is not None:
             write_trials(record, finished, metric, dataset)
 
-    return {s.class_path: tune_model(s, data, metric, budget, seed, ks, done, keep) for s in searches}
+    trials = {
+        s.class_path: tune_model(s.class_path, candidate_settings(s, s.budget or budget, seed), data, metric, ks,
+                                 done, keep)
+        for s in searches
+    }
+    fusions = fusion_settings(trials, metric, fuse_top)
+    if fusions:
+        trials[FUSION] = tune_model(FUSION, fusions, data, metric, ks, done, keep)
+    return trials
 
 
 def read_trials(record: Path, dataset: Path | None) -> list[Trial]:
@@ -214,7 +235,7 @@ def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Pat
         best = best_trial(model_trials, metric)
         entry: dict[str, Any] = {"class_path": class_path}
         if best.init_args:
-            entry["init_args"] = best.init_args
+            entry["init_args"] = copy.deepcopy(best.init_args)  # no YAML anchors between entries
         baselines.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + yaml.safe_dump({"baselines": baselines}, sort_keys=False, default_flow_style=None))

@@ -57,15 +57,28 @@ def test_tuning_reads_only_train_and_validation_and_writes_a_config_evaluate_rea
     assert sorted(opened) == ["catalog.parquet", "interactions.parquet", "train.parquet", "val.parquet"]
     tuned = yaml.safe_load(out.read_text())["baselines"]
     assert [b["class_path"].rpartition(".")[2] for b in tuned] == [
-        "PopularityRecommender", "ItemKNNRecommender", "EASERecommender"]
+        "PopularityRecommender", "ItemKNNRecommender", "EASERecommender", "HybridRecommender"]
     trials = yaml.safe_load(out.with_suffix(".trials.json").read_text())["trials"]
     knn = [t for t in trials if t["class_path"].endswith("ItemKNNRecommender")]
     assert len(knn) == 3  # a 2 × 2 grid over a budget of 3: a random sample of 3 settings
     best = max(knn, key=lambda t: t["metrics"]["ndcg@10"])
     assert tuned[1]["init_args"] == best["init_args"]
     assert tuned[2]["init_args"]["weighting"] == "binary"
-    config = evaluate_parser().parse_args(["--config", str(out), "--data.root", str(dataset)])
+    # Fusions of the best two and the best three models, each at its best setting, best model first.
+    fusions = [t for t in trials if t["class_path"].endswith("HybridRecommender")]
+    singles = sorted((t for t in trials if t not in fusions), key=lambda t: -t["metrics"]["ndcg@10"])
+    leaders = []
+    for trial in singles:
+        if trial["class_path"] not in [c for c, _ in leaders]:
+            leaders.append((trial["class_path"], trial["init_args"]))
+    assert [[(c["class_path"], c.get("init_args", {})) for c in f["init_args"]["components"]] for f in fusions] == [
+        leaders[:2], leaders[:3]]
+    assert tuned[3]["init_args"] == max(fusions, key=lambda t: t["metrics"]["ndcg@10"])["init_args"]
+    parser = evaluate_parser()
+    config = parser.parse_args(["--config", str(out), "--data.root", str(dataset)])
     assert [b.class_path for b in config.baselines] == [b["class_path"] for b in tuned]
+    fusion = parser.instantiate(config).baselines[3]
+    assert [type(c).__name__ for c in fusion.components] == [c.rpartition(".")[2] for c, _ in leaders[:len(fusion.components)]]
 
 
 def test_grid_no_larger_than_the_budget_is_searched_whole_and_a_larger_one_sampled_with_the_seed():
@@ -102,7 +115,7 @@ def test_an_interrupted_search_keeps_its_trials_and_resumes_where_it_stopped(dat
     monkeypatch.setattr(tuning, "run_trial", lambda *a: fitted.append(a[1]) or run_trial(*a))
     tune.main(args)
     trials = yaml.safe_load(record.read_text())["trials"]
-    assert len(fitted) == len(trials) - 3 == 3  # 1 + 3 + 2 trials, the first three reused
+    assert len(fitted) == len(trials) - 3 == 5  # 1 + 3 + 2 trials and 2 fusions, the first three reused
     assert trials[:3] == kept
     fitted.clear()
     tune.main(args)  # everything finished: nothing is fitted again, the same config comes out
