@@ -3,7 +3,9 @@
 `tune.py` calls `tune_all`: for each model, a grid (when it has no more points than the budget)
 or a seeded random sample of the grid is fitted on the training split (through
 `training_only`) and scored on the validation split; the best setting of each model by the
-chosen metric is written as a config file whose `baselines:` list `evaluate.py` reads.
+chosen metric is written as a config file whose `baselines:` list `evaluate.py` reads. Z-score
+fusions of the best few models, each at its best setting, are scored last and the best joins the list.
+Every trial is written to a trials file as it finishes, and a re-run reuses them (resume).
 
 `load_tuning_data` reads the catalog, the interactions' listening order and the train and
 validation splits only: `splits/test.parquet` is never opened while tuning.
