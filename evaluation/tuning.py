@@ -178,6 +178,8 @@ def tune_all(
     With `record` (a trials file), every finished trial is written there at once, and the trials it
     already holds for the same `dataset` are reused: an interrupted search resumes where it stopped.
     """
+    if record is not None and dataset is None:
+        raise ValueError("tune_all: a trials file (record) needs the dataset it belongs to")
     ks = sorted({int(metric.split("@")[1]), 10})
     done = {trial_key(t.class_path, t.init_args): t for t in read_trials(record, dataset)} if record else {}
     if done:
@@ -200,7 +202,7 @@ def tune_all(
     return trials
 
 
-def read_trials(record: Path, dataset: Path | None) -> list[Trial]:
+def read_trials(record: Path, dataset: Path) -> list[Trial]:
     """The trials of a trials file written for `dataset` (none if it is absent or for another dataset)."""
     if not record.exists():
         return []

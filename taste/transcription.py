@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -26,6 +24,7 @@ import torchaudio
 
 from songdata.audio import SAMPLE_RATE
 from taste.base import TasteSong
+from taste.cache_files import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -244,13 +243,5 @@ class Transcriber:
 
 
 def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
-    """Write an npz next to `path` and rename it in place, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """An npz written beside `path` and renamed in place, so readers never see half a file."""
+    replace_atomically(path, lambda f: np.savez(f, **arrays))
