@@ -34,7 +34,8 @@ import pandas as pd
 import yaml
 
 from recommenders.embedding import EmbeddingRecommender
-from songdata.dataset import SPLITS_DIR, write_json_atomic, write_parquet_atomic, write_tables
+from songdata.atomic_files import write_json_atomic
+from songdata.dataset import SPLITS_DIR, write_parquet_atomic, write_tables
 from songdata.splits import SplitConfig, split_interactions
 
 EMBEDDING_DIM = 128
@@ -107,7 +108,7 @@ def build(args: argparse.Namespace) -> None:
             meta["counts"]["test"] = len(splits["test"])
         for name, split in splits.items():
             write_parquet_atomic(split, root / SPLITS_DIR / f"{name}.parquet")
-        write_json_atomic(meta, root / SPLITS_DIR / "meta.json")
+        write_json_atomic(root / SPLITS_DIR / "meta.json", meta, indent=2, sort_keys=True)
         rng = np.random.default_rng([args.seed, 1])
         np.save(Path(args.work) / "embeddings.npy", rng.standard_normal((args.songs, EMBEDDING_DIM), dtype=np.float32))
     meter._reset()

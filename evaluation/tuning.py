@@ -34,7 +34,8 @@ from configs import CONFIG_DIR
 from evaluation.evaluator import evaluate_scorer
 from recommenders.base import Recommender, training_only
 from songdata import InteractionData, SongDataset
-from songdata.dataset import SPLIT_COLUMNS, write_json_atomic
+from songdata.atomic_files import write_json_atomic
+from songdata.dataset import SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def read_trials(record: Path, dataset: Path) -> list[Trial]:
 def write_trials(record: Path, trials: Sequence[Trial], metric: str, dataset: Path) -> None:
     """Every trial so far, replaced atomically (an interruption keeps the previous file whole)."""
     body = {"dataset": str(Path(dataset).resolve()), "metric": metric, "split": "val", "trials": [t.__dict__ for t in trials]}
-    write_json_atomic(body, record)
+    write_json_atomic(record, body, indent=2, sort_keys=True)
 
 
 def _config_name(path: Path) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.types import _PATH
+
+from songdata.atomic_files import replace_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -17,8 +17,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Lightning's own IO stages the bytes in the system temp folder and moves them in; when that folder
     is on another filesystem (a node-local /tmp, checkpoints on shared storage) the move is a copy into
     the final name, which a kill can cut short, losing the previous checkpoint too. A rename within one
-    folder is atomic: a kill leaves the old file whole and at most a `.part` that the next save replaces.
-    Remote URLs (`s3://...`) keep Lightning's behaviour.
+    folder is atomic: a kill leaves the old file whole and at most a `.part` that the next save replaces
+    (`replace_atomically` with `fsync` and `sole_writer`). Remote URLs (`s3://...`) keep Lightning's behaviour.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
@@ -27,15 +27,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(path.name + ".part")
-        try:
-            with open(part, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(part, path)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
+        replace_atomically(path, lambda f: torch.save(checkpoint, f), fsync=True, sole_writer=True)

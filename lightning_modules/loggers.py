@@ -4,6 +4,7 @@ and W&B with only the settings it acts on."""
 from __future__ import annotations
 
 import csv
+import io
 import os
 
 import lightning as L
@@ -12,6 +13,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
+
+from songdata.atomic_files import replace_atomically
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -78,12 +81,11 @@ class ResumableCSVLogger(CSVLogger):
         kept = rows[:n_rows] + [row for row in rows[n_rows:] if int(float(row["step"])) < first_step]
         if len(kept) == len(rows):
             return
-        tmp = f"{self.metrics_path}.tmp"
-        with open(tmp, "w", newline="") as f:
-            table = csv.DictWriter(f, fieldnames=writer.metrics_keys)
-            table.writeheader()
-            table.writerows(kept)
-        os.replace(tmp, self.metrics_path)
+        text = io.StringIO(newline="")
+        table = csv.DictWriter(text, fieldnames=writer.metrics_keys)
+        table.writeheader()
+        table.writerows(kept)
+        replace_atomically(self.metrics_path, lambda f: f.write(text.getvalue().encode()))
 
 
 class MetricsRowsAtCheckpoint(L.Callback):

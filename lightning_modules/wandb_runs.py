@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from songdata.atomic_files import replace_atomically
+
 
 def default_wandb_offline() -> None:
     """W&B runs offline unless the user has configured it (key in the environment or `wandb login`)."""
@@ -35,7 +37,5 @@ def wandb_run_id(run_dir: Path, resuming: bool) -> str:
     saved = run_dir / "wandb_run_id"
     previous = saved.read_text().strip() if resuming and saved.is_file() else None
     run_id = sweep_run_id() or previous or wandb.util.generate_id()
-    tmp = saved.with_suffix(".tmp")
-    tmp.write_text(run_id + "\n")
-    os.replace(tmp, saved)
+    replace_atomically(saved, lambda f: f.write(f"{run_id}\n".encode()))
     return run_id

@@ -15,7 +15,6 @@ Every table is validated on load and before it is written; one error names every
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from configs.errors import UserError
+from songdata.atomic_files import replace_atomically
 from songdata.validation import Problems, check_known, check_numbers, check_text, check_unique, has_columns
 
 CATALOG = "catalog.parquet"
@@ -152,18 +152,8 @@ def _text_if_utf8(value: object) -> object:
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write then rename, so an interrupted run never leaves a half-written table."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """`df` (without its index) as parquet at `path`, replaced whole (`replace_atomically`)."""
+    replace_atomically(path, lambda f: df.to_parquet(f, index=False))
 
 
 def write_tables(

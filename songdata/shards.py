@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,9 @@ import webdataset as wds
 from tqdm import tqdm
 
 from prepare.report import PrepareReport
+from songdata.atomic_files import replace_atomically, write_json_atomic
 from songdata.audio import SAMPLE_RATE, decode_audio_bytes, encode_flac
-from songdata.dataset import SPLIT_NAMES, DatasetError, write_json_atomic
+from songdata.dataset import SPLIT_NAMES, DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -83,26 +84,28 @@ def _json_row(row: dict) -> dict:
 def write_shard(job: ShardJob, out_dir: Path, source: AudioSource) -> PrepareReport:
     """Write one shard atomically and record what it holds under `done/`."""
     report = PrepareReport()
-    tmp = out_dir / (job.name + ".tmp")
     keys = []
-    with wds.TarWriter(str(tmp)) as sink:
-        for row in job.rows:
-            try:
-                wave = source(row)
-            except SkipSample as reason:
-                report.skip(str(reason), row["song_id"])
-                continue
-            if wave.size == 0 or not np.isfinite(wave).all():
-                report.skip("empty or non-finite audio", row["song_id"])
-                continue
-            meta = _json_row({**row, "duration_s": round(len(wave) / SAMPLE_RATE, 3)})
-            key = sample_key(row["song_index"])
-            sink.write({"__key__": key, "flac": encode_flac(wave), "txt": row["lyrics"] or "", "json": meta})
-            keys.append(key)
-    os.replace(tmp, out_dir / job.name)
+
+    def write(f: IO[bytes]) -> None:
+        with wds.TarWriter(f) as sink:
+            for row in job.rows:
+                try:
+                    wave = source(row)
+                except SkipSample as reason:
+                    report.skip(str(reason), row["song_id"])
+                    continue
+                if wave.size == 0 or not np.isfinite(wave).all():
+                    report.skip("empty or non-finite audio", row["song_id"])
+                    continue
+                meta = _json_row({**row, "duration_s": round(len(wave) / SAMPLE_RATE, 3)})
+                key = sample_key(row["song_index"])
+                sink.write({"__key__": key, "flac": encode_flac(wave), "txt": row["lyrics"] or "", "json": meta})
+                keys.append(key)
+
+    replace_atomically(out_dir / job.name, write, sole_writer=True)  # a killed run's .part is reused
     report.written["samples"] += len(keys)
     record = {"name": job.name, "count": len(keys), "skipped": dict(report.skipped), "examples": report.examples}
-    write_json_atomic(record, out_dir / "done" / (job.name + ".json"))
+    write_json_atomic(out_dir / "done" / (job.name + ".json"), record, indent=2, sort_keys=True)
     return report
 
 
@@ -160,7 +163,7 @@ def write_index(out_dir: Path, jobs: list[ShardJob]) -> dict:
         record = json.loads((out_dir / "done" / (job.name + ".json")).read_text())
         split = job.name.split("-")[0]
         index["splits"][split].append({"url": job.name, "count": record["count"]})
-    write_json_atomic(index, out_dir / INDEX)
+    write_json_atomic(out_dir / INDEX, index, indent=2, sort_keys=True)
     return index
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from songdata.atomic_files import replace_atomically, write_json_atomic
 from songdata.song_dataset import SongDataset
 
 log = logging.getLogger(__name__)
@@ -117,9 +117,7 @@ def cached_co_listening(dataset: SongDataset, top_k: int = DEFAULT_TOP_K) -> sp.
     if path.exists() and note_path.exists() and json.loads(note_path.read_text()).get("fingerprint") == fingerprint:
         return sp.load_npz(path).tocsr()
     matrix = co_listening_similarity(training_matrix(train, song_index), top_k)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    sp.save_npz(tmp, matrix)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda f: sp.save_npz(f, matrix))
     note = {
         "built_from": "splits/train.parquet only (val/test interactions not used)",
         "method": f"cosine of binary song columns of the training user x song matrix, top {top_k} per song, symmetrised by max",
@@ -128,7 +126,7 @@ def cached_co_listening(dataset: SongDataset, top_k: int = DEFAULT_TOP_K) -> sp.
         "top_k": top_k,
         "fingerprint": fingerprint,
     }
-    note_path.write_text(json.dumps(note, indent=2))
+    write_json_atomic(note_path, note, indent=2)
     log.info("%s: co-listening similarity built from %d training pairs (cached)", dataset.root, len(train))
     return matrix
 

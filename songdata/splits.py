@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from songdata.dataset import SPLIT_NAMES, SPLITS_DIR, write_json_atomic, write_parquet_atomic
+from songdata.atomic_files import write_json_atomic
+from songdata.dataset import SPLIT_NAMES, SPLITS_DIR, write_parquet_atomic
 
 
 @dataclass
@@ -118,5 +119,5 @@ def write_splits(root: str | Path, interactions: pd.DataFrame, config: SplitConf
     split_dir = Path(root) / SPLITS_DIR
     for name, df in splits.items():
         write_parquet_atomic(df, split_dir / f"{name}.parquet")
-    write_json_atomic(meta, split_dir / "meta.json")
+    write_json_atomic(split_dir / "meta.json", meta, indent=2, sort_keys=True)
     return meta

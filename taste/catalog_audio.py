@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from songdata import SongDataset
+from songdata.atomic_files import write_json_atomic
 from taste.base import TasteSong
-from taste.cache_files import write_json
 from taste.transcription import Transcriber, Transcription
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class CatalogAudio:
             self._songs[index] = self._song(index, None)
         if self.hashes_path.exists():  # with what another evaluation sharing the cache added meanwhile
             hashes = {**json.loads(self.hashes_path.read_text()), **hashes}
-        write_json(self.hashes_path, hashes, sort_keys=True)
+        write_json_atomic(self.hashes_path, hashes, sort_keys=True)
 
     def _song(self, index: int, audio_hash: str | None) -> TasteSong:
         row = self.dataset.catalog.iloc[index]

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from songdata.atomic_files import replace_atomically
 from taste.base import TasteResult, TasteScorer, TasteSong
-from taste.cache_files import replace_atomically
 from taste.chat_backends import ChatBackend, ChatError
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from typing import Self
 import numpy as np
 from tqdm.auto import tqdm
 
+from songdata.atomic_files import write_json_atomic
 from taste.base import TasteResult, TasteScorer, TasteSong
-from taste.cache_files import write_json
 from taste.transcription import Transcriber, Transcription, TranscriptionConfig
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class MidiSimilarity(TasteScorer):
         stats = {
             "scalars": SCALARS, "mean": self.scalar_mean.tolist(), "std": self.scalar_std.tolist(), "n_songs": n_songs,
         }
-        write_json(path, stats, indent=2)
+        write_json_atomic(path, stats, indent=2)
 
     def load_reference(self, path: str | Path | None = None) -> Self:
         """Reference statistics saved by an earlier `fit` (default: `cache_dir/reference_stats.json`)."""

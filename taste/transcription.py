@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torchaudio
 
+from songdata.atomic_files import replace_atomically
 from songdata.audio import SAMPLE_RATE
 from taste.base import TasteSong
-from taste.cache_files import replace_atomically
 
 log = logging.getLogger(__name__)
 

@@ -86,7 +86,7 @@ def test_generation_killed_while_polling_resumes_without_loss_or_repeat(world, t
     songs = {s["song_id"]: s for s in run.songs}
     assert all(os.stat(songs[i]["audio_path"]).st_mtime_ns == mtime for i, mtime in finished.items())
     assert set(Counter(r["song_id"] for r in load_manifest(out) if r["kind"] == "song").values()) == {1}
-    assert not list(out.rglob("*.part"))
+    assert not list(out.rglob("*.part")) and not list(out.rglob("*.tmp"))  # no temporary file left
 
 
 def test_garbage_poll_answers_are_retried_then_left_pending_not_paid_again(world, tmp_path):

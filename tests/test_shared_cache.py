@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from songdata.atomic_files import write_json_atomic
 from taste import EmbeddingLyricJudge
-from taste.cache_files import write_json
 
 ROUNDS = 15
 
@@ -27,7 +27,7 @@ def _embed_lyrics(cache_dir: str, tag: str) -> None:
 
 def _write_hashes(path: str, tag: str) -> None:
     for i in range(ROUNDS * 4):
-        write_json(Path(path), {f"{tag}-{j}": "0" * 40 for j in range(i * 20)}, sort_keys=True)
+        write_json_atomic(Path(path), {f"{tag}-{j}": "0" * 40 for j in range(i * 20)}, sort_keys=True)
 
 
 def _run_two(target, *args) -> list[multiprocessing.Process]:

@@ -7,7 +7,6 @@ restart collects the same job instead of paying for a new one.
 
 from __future__ import annotations
 
-import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from generative.prompts import Prompt
+from songdata.atomic_files import replace_atomically
 from songdata.audio import SAMPLE_RATE
 
 
@@ -104,9 +104,7 @@ def safe_name(text: str) -> str:
 
 
 def write_wav_atomic(wave: np.ndarray, path: Path, sample_rate: int = SAMPLE_RATE) -> Path:
-    """16-bit wav written to a temporary name then renamed, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    sf.write(tmp, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    os.replace(tmp, path)
+    """16-bit wav at `path`, replaced whole (`replace_atomically`), so a crash never leaves half a file."""
+    clipped = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    replace_atomically(path, lambda f: sf.write(f, clipped, sample_rate, format="WAV", subtype="PCM_16"))
     return path

@@ -17,7 +17,6 @@ CDN) and are kept out of every repr, log line and exception message.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from generative.generators.base import (
     safe_name,
 )
 from generative.prompts import Prompt
+from songdata.atomic_files import replace_atomically
 from taste.http_session import RETRY_STATUSES, attempts_made, describe_error, retrying_session
 
 log = logging.getLogger(__name__)
@@ -228,14 +228,10 @@ class SunoClient:
         return int(value) if value is not None else None
 
     def download(self, url: str, path: Path) -> Path:
-        """Stream a clip's audio to `path` (through a temporary name)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
+        """Stream a clip's audio to `path`, replaced whole (a killed download's `.part` is reused)."""
         response = self._request("GET", url, True, stream=True)
-        with response, open(tmp, "wb") as f:
-            for chunk in response.iter_content(1 << 16):
-                f.write(chunk)
-        os.replace(tmp, path)
+        with response:
+            replace_atomically(path, lambda f: f.writelines(response.iter_content(1 << 16)), sole_writer=True)
         return path
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from prepare.demo.calibration import interaction_statistics, real_set_statistics
 from songdata import SongDataset
-from songdata.dataset import write_json_atomic
+from songdata.atomic_files import write_json_atomic
 from songdata.log_mel import mean_log_mel
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,6 @@ def write_difficulty(root: Path, songs: pd.DataFrame, interactions: pd.DataFrame
         "calibration": {"demo": interaction_statistics(interactions), **real_set_statistics(datasets)},
         "real_sets_from": str(datasets),
     }
-    write_json_atomic(figures, Path(root) / DIFFICULTY)
+    write_json_atomic(Path(root) / DIFFICULTY, figures, indent=2, sort_keys=True)
     log.info("%s: %s", Path(root) / DIFFICULTY, figures["validation"])
     return figures

@@ -42,8 +42,9 @@ from prepare.demo.production import produce
 from prepare.demo.styles import STYLES
 from prepare.demo.synth import render_midi
 from prepare.report import PrepareReport
+from songdata.atomic_files import write_json_atomic
 from songdata.audio import SAMPLE_RATE
-from songdata.dataset import SIMILARITY, write_json_atomic, write_parquet_atomic, write_tables
+from songdata.dataset import SIMILARITY, write_parquet_atomic, write_tables
 from songdata.shards import SHARDS_DIR, assign_shard_splits, write_shards
 from songdata.splits import SplitConfig, write_splits
 
@@ -253,7 +254,7 @@ def _reset_if_changed(out: Path, params: dict) -> None:
     if built_with != params and (out / SHARDS_DIR).exists():
         log.warning("%s: built with other parameters; rendering its shards again", out)
         shutil.rmtree(out / SHARDS_DIR)
-    write_json_atomic(params, path)
+    write_json_atomic(path, params, indent=2, sort_keys=True)
 
 
 def build_demo_world(
