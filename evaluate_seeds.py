@@ -7,7 +7,9 @@ Reads the same configs as `evaluate.py` (its baselines, ks, metrics, bootstrap s
 hybrids and the generative stage are left out. For each split seed the interactions are split again
 (fractions from splits/meta.json), every baseline is fitted on that split's training part and ranked on
 its test part (warm songs). Writes leaderboard.{json,csv,md} (rows as evaluate.py's, plus `per_seed`: each
-seed's mean) and run.json (per-model fit and evaluation seconds per seed).
+seed's mean), run.json (per-model fit and evaluation seconds per seed), and paired per-user differences
+over the same splits (comparisons.json, a section of leaderboard.md, comparisons.png): the `comparisons`
+pairs of the config, or by default the leading row against every other row.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from configs.errors import run_entry_point, settings_errors
 from evaluate import build_parser
 from evaluation.leaderboard import default_out
 from evaluation.reports import sort_rows, write_reports
-from evaluation.split_seeds import evaluate_over_seeds, seed_row
+from evaluation.comparisons import write_comparisons
+from evaluation.split_seeds import evaluate_over_seeds, leader_pairs, seed_row
 from prepare.default_dataset import dataset_root
 from songdata import SongDataset
 
@@ -45,10 +48,14 @@ def main(args: list[str] | None = None) -> Path:
     title = (f"Leaderboard: {dataset.name} (test split, mean over split seeds {init.split_seeds}, "
              f"95% CI over seeds and users, sorted by {init.primary_metric})")
     report = write_reports(rows, out, init.primary_metric, init.report_metrics, title)
+    if len(rows) > 1:
+        evaluations = {(name, "warm"): results for name, results in per_model.items()}
+        heading = "Paired comparisons (A − B per user on the same splits; the CI resamples seeds, then users)"
+        write_comparisons(evaluations, init.comparisons or leader_pairs(rows), out, init.seed, heading)
     meta = {"dataset": str(dataset.root.resolve()), "split_seeds": init.split_seeds, "timings": seconds,
             "seconds": round(time.perf_counter() - clock, 3)}
     (out / "run.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    print(report.markdown)
+    print((out / "leaderboard.md").read_text())
     print(f"reports written to {out}")
     return out
 

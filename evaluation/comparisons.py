@@ -235,9 +235,17 @@ def write_single_run_comparisons(results: Sequence, pairs: Sequence[Pair], out: 
     if not pairs:
         return files
     evaluations = {(r.model, r.slice): [r] for r in results}
+    heading = "Paired comparisons (A − B per user; one run: the CI covers users, not seeds)"
+    return files + write_comparisons(evaluations, pairs, out, seed, heading)
+
+
+def write_comparisons(
+    evaluations: Mapping[tuple[str, str], Sequence], pairs: Sequence[Pair], out: Path, seed: int, heading: str,
+) -> list[Path]:
+    """comparisons.json, a `heading` section appended to leaderboard.md, and comparisons.png."""
     rows = compare_pairs(evaluations, pairs, seed=seed)
     (out / "comparisons.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
     with open(out / "leaderboard.md", "a") as markdown:
-        markdown.write("\n## Paired comparisons (A − B per user; one run: the CI covers users, not seeds)\n\n")
+        markdown.write(f"\n## {heading}\n\n")
         markdown.write(comparisons_markdown(rows))
-    return files + [out / "comparisons.json", forest_plot(rows, out / "comparisons.png")]
+    return [out / "comparisons.json", forest_plot(rows, out / "comparisons.png")]

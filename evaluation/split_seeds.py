@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evaluation.comparisons import bootstrap_seeds_users
+from evaluation.comparisons import Pair, bootstrap_seeds_users
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from recommenders.base import Recommender, training_only
 from songdata import SongDataset
@@ -82,6 +82,11 @@ def seed_row(name: str, per_seed: Sequence[SliceResult], n_bootstrap: int, seed:
             ci95[key] = [_number(bound) for bound in bootstrap_seeds_users(values, n_bootstrap, rng)]
     return {"model": name, "slice": "warm", "n_users": int(np.mean([r.n_users for r in per_seed])),
             "metrics": metrics, "ci95": ci95, "per_seed": by_seed}
+
+
+def leader_pairs(rows: Sequence[dict]) -> list[Pair]:
+    """The first (best) row against each other row: is the leader ahead of each, beyond seed and user noise?"""
+    return [Pair(rows[0]["model"], row["model"], row["slice"]) for row in rows[1:]]
 
 
 def _number(value: float) -> float | None:

@@ -37,3 +37,24 @@ def test_leaderboard_over_split_seeds_reports_the_mean_its_ci_and_timings(datase
     assert len(set(rows["itemknn"]["per_seed"]["ndcg@10"])) > 1  # the seeds really differ
     timings = json.loads((out / "run.json").read_text())["timings"]
     assert all(len(timings[m]["fit_s"]) == len(timings[m]["eval_s"]) == 3 for m in rows)
+    # By default the leading row is compared with every other row, paired per user over the same splits.
+    leader, other = sorted(rows, key=lambda m: -rows[m]["metrics"]["ndcg@10"])
+    pairs = json.loads((out / "comparisons.json").read_text())
+    assert [(p["a"], p["b"], p["metric"]) for p in pairs] == [(leader, other, "ndcg@10"), (leader, other, "recall@10")]
+    for pair in pairs:
+        low, high = pair["ci95"]
+        assert pair["n_seeds"] == 3 and low <= pair["diff"] <= high and 0 < pair["p_value"] <= 1
+        assert pair["diff"] == pytest.approx(pair["mean_a"] - pair["mean_b"], abs=1e-9)
+    assert "Paired comparisons" in (out / "leaderboard.md").read_text() and (out / "comparisons.png").exists()
+
+
+def test_configured_pairs_replace_the_default_comparison(dataset, tmp_path):  # noqa: F811
+    config = {"baselines": [{"class_path": "recommenders.PopularityRecommender"},
+                            {"class_path": "recommenders.RandomRecommender"}],
+              "run_dirs": [], "hybrid": {"enabled": False}, "generative": {"enabled": False}, "wandb": False,
+              "n_bootstrap": 50, "show_progress": False, "comparisons": [{"a": "random", "b": "popularity"}]}
+    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(config))
+    out = evaluate_seeds.main(["--config", "eval.yaml", "--config", str(tmp_path / "seeds.yaml"),
+                               "--data.root", str(dataset), "--split_seeds", "[0, 1]", "--out", str(tmp_path / "r")])
+    pairs = json.loads((out / "comparisons.json").read_text())
+    assert {(p["a"], p["b"]) for p in pairs} == {("random", "popularity")} and all(p["n_seeds"] == 2 for p in pairs)
