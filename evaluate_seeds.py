@@ -22,9 +22,9 @@ from pathlib import Path
 from configs import command_line
 from configs.errors import run_entry_point, settings_errors
 from evaluate import build_parser
+from evaluation.comparisons import write_comparisons
 from evaluation.leaderboard import default_out
 from evaluation.reports import sort_rows, write_reports
-from evaluation.comparisons import write_comparisons
 from evaluation.split_seeds import evaluate_over_seeds, leader_pairs, seed_row
 from prepare.default_dataset import dataset_root
 from songdata import SongDataset
@@ -47,7 +47,7 @@ def main(args: list[str] | None = None) -> Path:
                      init.primary_metric)
     title = (f"Leaderboard: {dataset.name} (test split, mean over split seeds {init.split_seeds}, "
              f"95% CI over seeds and users, sorted by {init.primary_metric})")
-    report = write_reports(rows, out, init.primary_metric, init.report_metrics, title)
+    write_reports(rows, out, init.primary_metric, init.report_metrics, title)
     if len(rows) > 1:
         evaluations = {(name, "warm"): results for name, results in per_model.items()}
         heading = "Paired comparisons (A − B per user on the same splits; the CI resamples seeds, then users)"
