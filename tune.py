@@ -7,8 +7,10 @@ is larger than the budget, a seeded random sample of it) and scored on the valid
 test split is never read. The best setting of each model (by `metric`) goes to `--out` (default
 `configs/tuned/<dataset name>.yaml`), read by `evaluate.py --config eval.yaml --config tuned/<name>.yaml`,
 with every trial in `<out>.trials.json`. Then z-score fusions (`HybridRecommender`) of the best 2, 3, ...
-`--fuse_top` models, each at its best setting, are scored the same way and the best one is written too. That file is written after every trial, and a re-run of the
-same command reuses the trials it holds: an interrupted search resumes where it stopped.
+`--fuse_top` models, each at its best setting, are scored the same way and the best one is written too.
+That file is written after every trial, and a re-run on the same train and validation interactions
+(a fingerprint of them, not the folder's path) reuses the trials it holds: an interrupted search resumes
+where it stopped. Give another `--out` (or move the trials file away) to search afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from configs import CONFIG_DIR, command_line
 from configs.errors import run_entry_point
-from evaluation.tuning import TUNING_SPLITS, SearchSpace, load_tuning_data, tune_all, write_tuned_config
+from evaluation.tuning import (
+    TUNING_SPLITS,
+    SearchSpace,
+    load_tuning_data,
+    split_fingerprint,
+    tune_all,
+    write_tuned_config,
+)
 from prepare.default_dataset import dataset_root
 from songdata import SongDataset
 
@@ -63,7 +72,7 @@ def main(args: list[str] | None = None) -> Path:
     data = load_tuning_data(dataset)
     record = out.with_suffix(".trials.json")
     trials = tune_all(searches, data, config.metric, config.budget, config.seed, dataset.root, record, config.fuse_top)
-    write_tuned_config(trials, config.metric, dataset.root, out)
+    write_tuned_config(trials, config.metric, dataset.root, out, split_fingerprint(data))
     print(f"tuned settings written to {out} (trials: {out.with_suffix('.trials.json')})")
     return out
 

@@ -5,7 +5,8 @@ or a seeded random sample of the grid is fitted on the training split (through
 `training_only`) and scored on the validation split; the best setting of each model by the
 chosen metric is written as a config file whose `baselines:` list `evaluate.py` reads. Z-score
 fusions of the best few models, each at its best setting, are scored last and the best joins the list.
-Every trial is written to a trials file as it finishes, and a re-run reuses them (resume).
+Every trial is written to a trials file as it finishes, with a fingerprint of the train and validation
+interactions it was scored on; a re-run on the same interactions (wherever the folder lies) reuses them.
 
 `load_tuning_data` reads the catalog, the interactions' listening order and the train and
 validation splits only: `splits/test.parquet` is never opened while tuning.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import importlib
 import itertools
 import json
@@ -84,6 +86,20 @@ def load_tuning_data(dataset: SongDataset) -> InteractionData:
     seen_users = set(splits["train"]["user_id"]) | set(splits["val"]["user_id"])
     interactions = tables.interactions[tables.interactions["user_id"].isin(seen_users)]
     return InteractionData.from_tables(dataclasses.replace(tables, interactions=interactions, splits=splits))
+
+
+def split_fingerprint(data: InteractionData) -> str:
+    """SHA-256 of the users, songs, and train and validation interactions (with their weights): trials
+    scored on equal fingerprints are interchangeable, whatever folder the dataset was read from."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(data.user_ids).encode())
+    digest.update(np.ascontiguousarray(data.catalog["song_id"].astype(str)).astype(bytes).tobytes())
+    for matrix in (data.train, data.val):
+        matrix = matrix.tocsr()
+        matrix.sort_indices()
+        for array in (np.asarray(matrix.shape), matrix.indptr, matrix.indices, matrix.data):
+            digest.update(np.ascontiguousarray(array, dtype=np.float64 if array is matrix.data else np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def candidate_settings(search: SearchSpace, budget: int, seed: int) -> list[dict[str, Any]]:
@@ -177,12 +193,12 @@ def tune_all(
     the best 2..`fuse_top` models at their best settings (`FUSION`; none when `fuse_top` < 2).
 
     With `record` (a trials file), every finished trial is written there at once, and the trials it
-    already holds for the same `dataset` are reused: an interrupted search resumes where it stopped.
+    already holds for the same interactions (`split_fingerprint`) are reused: an interrupted search
+    resumes where it stopped. `dataset` is recorded beside them, to say where they came from.
     """
-    if record is not None and dataset is None:
-        raise ValueError("tune_all: a trials file (record) needs the dataset it belongs to")
     ks = sorted({int(metric.split("@")[1]), 10})
-    done = {trial_key(t.class_path, t.init_args): t for t in read_trials(record, dataset)} if record else {}
+    fingerprint = split_fingerprint(data)
+    done = {trial_key(t.class_path, t.init_args): t for t in read_trials(record, fingerprint)} if record else {}
     if done:
         log.info("%s: %d finished trial(s) of an earlier run are reused", record, len(done))
     finished: list[Trial] = []
@@ -190,7 +206,7 @@ def tune_all(
     def keep(trial: Trial) -> None:
         finished.append(trial)
         if record is not None:
-            write_trials(record, finished, metric, dataset)
+            write_trials(record, finished, metric, dataset, fingerprint)
 
     trials = {
         s.class_path: tune_model(s.class_path, candidate_settings(s, s.budget or budget, seed), data, metric, ks,
@@ -203,22 +219,27 @@ def tune_all(
     return trials
 
 
-def read_trials(record: Path, dataset: Path) -> list[Trial]:
-    """The trials of a trials file written for `dataset` (none if it is absent or for another dataset)."""
+def read_trials(record: Path, fingerprint: str) -> list[Trial]:
+    """The trials of a trials file scored on interactions with `fingerprint` (none if it is absent or
+    was written for other interactions)."""
     if not record.exists():
         return []
     try:
         stored = json.loads(record.read_text())
-        if stored.get("dataset") != str(Path(dataset).resolve()) or stored.get("split") != "val":
+        if stored.get("fingerprint") != fingerprint or stored.get("split") != "val":
+            log.info("%s: written for other interactions (or by an older tune.py); its trials are not reused", record)
             return []
         return [Trial(**trial) for trial in stored["trials"]]
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{record}: not a trials file of tune.py ({error}); move it away to start afresh") from error
 
 
-def write_trials(record: Path, trials: Sequence[Trial], metric: str, dataset: Path) -> None:
+def write_trials(
+    record: Path, trials: Sequence[Trial], metric: str, dataset: Path | None, fingerprint: str,
+) -> None:
     """Every trial so far, replaced atomically (an interruption keeps the previous file whole)."""
-    body = {"dataset": str(Path(dataset).resolve()), "metric": metric, "split": "val", "trials": [t.__dict__ for t in trials]}
+    body = {"dataset": Path(dataset).resolve().name if dataset else None, "fingerprint": fingerprint,
+            "metric": metric, "split": "val", "trials": [t.__dict__ for t in trials]}
     write_json_atomic(record, body, indent=2, sort_keys=True)
 
 
@@ -228,7 +249,9 @@ def _config_name(path: Path) -> str:
     return str(resolved.relative_to(CONFIG_DIR)) if resolved.is_relative_to(CONFIG_DIR) else str(path)
 
 
-def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path) -> Path:
+def write_tuned_config(
+    trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path, fingerprint: str,
+) -> Path:
     """`out` (a config `evaluate.py --config` reads) with each model's best setting, and `<out>.trials.json`."""
     header = (
         f"# Baseline settings chosen by tune.py on the validation split of {dataset.resolve().name} "
@@ -244,5 +267,6 @@ def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Pat
         baselines.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + yaml.safe_dump({"baselines": baselines}, sort_keys=False, default_flow_style=None))
-    write_trials(out.with_suffix(".trials.json"), [t for ts in trials.values() for t in ts], metric, dataset)
+    write_trials(out.with_suffix(".trials.json"), [t for ts in trials.values() for t in ts], metric, dataset,
+                 fingerprint)
     return out

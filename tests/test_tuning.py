@@ -1,5 +1,6 @@
 """tune.py: searches each baseline on the validation split only and writes a config evaluate.py reads."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import yaml
 
 import tune
 from evaluate import build_parser as evaluate_parser
-from evaluation.tuning import SearchSpace, candidate_settings
+from evaluation.tuning import TUNING_SPLITS, SearchSpace, candidate_settings, load_tuning_data, split_fingerprint
+from songdata import SongDataset
 from songdata.dataset import write_tables
 from songdata.splits import SplitConfig, write_splits
 
@@ -120,3 +122,16 @@ def test_an_interrupted_search_keeps_its_trials_and_resumes_where_it_stopped(dat
     fitted.clear()
     tune.main(args)  # everything finished: nothing is fitted again, the same config comes out
     assert fitted == [] and yaml.safe_load(record.read_text())["trials"] == trials
+    # The same interactions in another folder are recognised by their fingerprint, not their path.
+    copy = shutil.copytree(dataset, tmp_path / "elsewhere")
+    tune.main([*args[:3], str(copy), *args[4:]])
+    assert fitted == [] and yaml.safe_load(record.read_text())["trials"] == trials
+
+
+def test_trials_of_other_interactions_are_not_reused(dataset):
+    folder = SongDataset(dataset, split_names=TUNING_SPLITS)
+    same = split_fingerprint(load_tuning_data(folder))
+    assert same == split_fingerprint(load_tuning_data(SongDataset(dataset, split_names=TUNING_SPLITS)))
+    data = load_tuning_data(folder)
+    data.train.data[0] += 1.0  # one listening count changed
+    assert split_fingerprint(data) != same
