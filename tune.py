@@ -1,6 +1,7 @@
 """Tune every baseline on a dataset's validation split and write the chosen settings as a config.
 
     uv run tune.py --config tune.yaml --data.root data/hetrec [--budget 20] [--out configs/tuned/hetrec.yaml]
+        [--skip "[recommenders.Word2VecRecommender]"]
 
 Each model of `models` is fitted on the training split for a grid of its `space` (or, when the grid
 is larger than the budget, a seeded random sample of it) and scored on the validation split; the
@@ -48,6 +49,10 @@ def build_parser() -> ArgumentParser:
         help="Then try z-score fusions of the best 2..N tuned models at their best settings; < 2 = none.",
     )
     parser.add_argument(
+        "--skip", type=list[str], default=[],
+        help="Class paths of `models` left out of this search (e.g. one too slow for the machine); they get no entry.",
+    )
+    parser.add_argument(
         "--models", type=list[dict], default=[],
         help="Search space of each baseline: {class_path, fixed: {arg: value}, space: {arg: [values]}, budget}.",
     )
@@ -61,9 +66,14 @@ def main(args: list[str] | None = None) -> Path:
     config = parser.parse_args(command_line(args))
     if not config.models:
         parser.error("no models to tune: give a config with `models:` (configs/tune.yaml)")
+    unknown = set(config.skip) - {model.get("class_path") for model in config.models}
+    if unknown:
+        parser.error(f"--skip names {sorted(unknown)}, which `models` does not hold")
     dataset = SongDataset(dataset_root(config.data.root), split_names=TUNING_SPLITS)
     searches = []
     for i, model in enumerate(config.models):
+        if model.get("class_path") in config.skip:
+            continue
         try:
             searches.append(SearchSpace(**model))
         except TypeError as error:

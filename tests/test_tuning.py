@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from jsonargparse import ArgumentError
 
 import tune
 from evaluate import build_parser as evaluate_parser
@@ -135,3 +136,15 @@ def test_trials_of_other_interactions_are_not_reused(dataset):
     data = load_tuning_data(folder)
     data.train.data[0] += 1.0  # one listening count changed
     assert split_fingerprint(data) != same
+
+
+def test_skipped_models_are_neither_fitted_nor_written(dataset, tmp_path):
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump({**CONFIG, "budget": 1}))
+    args = ["--config", str(tmp_path / "tune.yaml"), "--data.root", str(dataset), "--out", str(tmp_path / "t.yaml")]
+    out = tune.main([*args, "--skip", "[recommenders.EASERecommender]", "--fuse_top", "0"])
+    written = [entry["class_path"] for entry in yaml.safe_load(out.read_text())["baselines"]]
+    trials = yaml.safe_load(out.with_suffix(".trials.json").read_text())["trials"]
+    assert written == ["recommenders.PopularityRecommender", "recommenders.ItemKNNRecommender"]
+    assert "recommenders.EASERecommender" not in {t["class_path"] for t in trials}
+    with pytest.raises(ArgumentError, match="SLIMRecommender"):
+        tune.main([*args, "--skip", "[recommenders.SLIMRecommender]"])
