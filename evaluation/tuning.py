@@ -92,8 +92,8 @@ def split_fingerprint(data: InteractionData) -> str:
     """SHA-256 of the users, songs, and train and validation interactions (with their weights): trials
     scored on equal fingerprints are interchangeable, whatever folder the dataset was read from."""
     digest = hashlib.sha256()
-    digest.update("\n".join(data.user_ids).encode())
-    digest.update(np.ascontiguousarray(data.catalog["song_id"].astype(str)).astype(bytes).tobytes())
+    for ids in (data.user_ids, data.catalog["song_id"].astype(str)):
+        digest.update("\n".join(ids).encode() + b"\0")
     for matrix in (data.train, data.val):
         matrix = matrix.tocsr()
         matrix.sort_indices()

@@ -136,6 +136,8 @@ def test_trials_of_other_interactions_are_not_reused(dataset):
     data = load_tuning_data(folder)
     data.train.data[0] += 1.0  # one listening count changed
     assert split_fingerprint(data) != same
+    data.catalog.loc[0, "song_id"] = "sö 1"  # ids need not be ASCII
+    assert split_fingerprint(data) != same
 
 
 def test_skipped_models_are_neither_fitted_nor_written(dataset, tmp_path):
