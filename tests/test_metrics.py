@@ -182,9 +182,11 @@ def test_bad_scores_raise_clear_errors():
         evaluate_scorer(lambda u: scores[u, :10], data, "test", show_progress=False)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k", [1, 10, 50])
-def test_block_topk_equals_torch_topk(k):
-    scores = torch.randn(30, 7001, generator=torch.Generator().manual_seed(k))
+def test_block_topk_equals_torch_topk(k, dtype):
+    # 7001 columns: 218 whole blocks of 32 and 25 columns past the last one.
+    scores = torch.randn(7001, 30, generator=torch.Generator().manual_seed(k), dtype=dtype).T  # not contiguous
     scores[:5, 100:] = -torch.inf  # rows with fewer finite scores than some K
     scores[5:10, ::2] = -torch.inf
     ours, reference = block_topk(scores, k), torch.topk(scores, k, dim=1)
