@@ -27,7 +27,6 @@ from evaluation.tuning import (
     TUNING_SPLITS,
     SearchSpace,
     load_tuning_data,
-    split_fingerprint,
     tune_all,
     write_tuned_config,
 )
@@ -82,7 +81,7 @@ def main(args: list[str] | None = None) -> Path:
     data = load_tuning_data(dataset)
     record = out.with_suffix(".trials.json")
     trials = tune_all(searches, data, config.metric, config.budget, config.seed, dataset.root, record, config.fuse_top)
-    write_tuned_config(trials, config.metric, dataset.root, out, split_fingerprint(data))
+    write_tuned_config(trials, config.metric, dataset.root, out)
     print(f"tuned settings written to {out} (trials: {out.with_suffix('.trials.json')})")
     return out
 

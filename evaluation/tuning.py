@@ -194,7 +194,8 @@ def tune_all(
 
     With `record` (a trials file), every finished trial is written there at once, and the trials it
     already holds for the same interactions (`split_fingerprint`) are reused: an interrupted search
-    resumes where it stopped. `dataset` is recorded beside them, to say where they came from.
+    resumes where it stopped. Trials this search leaves out (a model skipped, a grid narrowed) stay in
+    the record, since each cost a fit. `dataset` is recorded beside them, to say where they came from.
     """
     ks = sorted({int(metric.split("@")[1]), 10})
     fingerprint = split_fingerprint(data)
@@ -206,7 +207,9 @@ def tune_all(
     def keep(trial: Trial) -> None:
         finished.append(trial)
         if record is not None:
-            write_trials(record, finished, metric, dataset, fingerprint)
+            this_search = {trial_key(t.class_path, t.init_args) for t in finished}
+            others = [t for key, t in done.items() if key not in this_search]
+            write_trials(record, finished + others, metric, dataset, fingerprint)
 
     trials = {
         s.class_path: tune_model(s.class_path, candidate_settings(s, s.budget or budget, seed), data, metric, ks,
@@ -249,10 +252,9 @@ def _config_name(path: Path) -> str:
     return str(resolved.relative_to(CONFIG_DIR)) if resolved.is_relative_to(CONFIG_DIR) else str(path)
 
 
-def write_tuned_config(
-    trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path, fingerprint: str,
-) -> Path:
-    """`out` (a config `evaluate.py --config` reads) with each model's best setting, and `<out>.trials.json`."""
+def write_tuned_config(trials: dict[str, list[Trial]], metric: str, dataset: Path, out: Path) -> Path:
+    """`out` (a config `evaluate.py --config` reads) with each model's best setting (the trials file is
+    `tune_all`'s record)."""
     header = (
         f"# Baseline settings chosen by tune.py on the validation split of {dataset.resolve().name} "
         f"(best {metric}, warm songs);\n# every trial is in {out.stem}.trials.json. "
@@ -267,6 +269,4 @@ def write_tuned_config(
         baselines.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + yaml.safe_dump({"baselines": baselines}, sort_keys=False, default_flow_style=None))
-    write_trials(out.with_suffix(".trials.json"), [t for ts in trials.values() for t in ts], metric, dataset,
-                 fingerprint)
     return out

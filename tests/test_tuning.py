@@ -150,3 +150,22 @@ def test_skipped_models_are_neither_fitted_nor_written(dataset, tmp_path):
     assert "recommenders.EASERecommender" not in {t["class_path"] for t in trials}
     with pytest.raises(ArgumentError, match="SLIMRecommender"):
         tune.main([*args, "--skip", "[recommenders.SLIMRecommender]"])
+
+
+def test_a_narrower_search_keeps_the_trials_it_leaves_out(dataset, tmp_path, monkeypatch):
+    from evaluation import tuning
+
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(CONFIG))
+    args = ["--config", str(tmp_path / "tune.yaml"), "--data.root", str(dataset), "--out", str(tmp_path / "t.yaml")]
+    tune.main(args)
+    record = tmp_path / "t.trials.json"
+    everything = yaml.safe_load(record.read_text())["trials"]
+    run_trial, fitted = tuning.run_trial, []
+    monkeypatch.setattr(tuning, "run_trial", lambda *a: fitted.append(a[1]) or run_trial(*a))
+    out = tune.main([*args, "--skip", "[recommenders.EASERecommender]"])
+    kept = yaml.safe_load(record.read_text())["trials"]
+    assert "recommenders.EASERecommender" not in {e["class_path"] for e in yaml.safe_load(out.read_text())["baselines"]}
+    assert sum(t["class_path"] == "recommenders.EASERecommender" for t in kept) == 2  # still there, for later
+    assert all(t in kept for t in everything if t["class_path"] != "recommenders.HybridRecommender")
+    tune.main(args)  # and the full search finds them again: only fusions of the new best models may be new
+    assert all(a.get("components") for a in fitted)
