@@ -169,3 +169,14 @@ def test_a_narrower_search_keeps_the_trials_it_leaves_out(dataset, tmp_path, mon
     assert all(t in kept for t in everything if t["class_path"] != "recommenders.HybridRecommender")
     tune.main(args)  # and the full search finds them again: only fusions of the new best models may be new
     assert all(a.get("components") for a in fitted)
+
+
+@pytest.mark.parametrize("extra", [[], ["--config", "tune_word2vec_playlists.yaml"]])
+def test_the_shipped_search_configs_parse(extra):
+    from configs import command_line
+
+    config = tune.build_parser().parse_args(command_line(["--config", "tune.yaml", *extra]))
+    searches = [SearchSpace(**model) for model in config.models]
+    assert all(len(candidate_settings(s, s.budget or config.budget, 0)) > 0 for s in searches)
+    if extra:  # the playlist search replaces the model list and fuses nothing
+        assert [s.class_path for s in searches] == ["recommenders.Word2VecRecommender"] and config.fuse_top == 0
