@@ -255,7 +255,7 @@ def _top_candidates(
 
 
 def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_types.topk:
-    """`torch.topk(scores, k, dim=1)` for wide rows on CPU, two to four times as fast at K = 10 to 50.
+    """`torch.topk(scores, k, dim=1)` for wide rows on CPU, faster (figures in benchmarks/README.md).
 
     The k best entries of a row lie in the k blocks (of `block` columns) with the highest maxima,
     so one pass for block maxima leaves only k * block columns to choose from. That pass runs on
