@@ -11,6 +11,7 @@ import yaml
 from jsonargparse import ArgumentError
 
 import tune
+from configs import command_line
 from evaluate import build_parser as evaluate_parser
 from evaluation.tuning import TUNING_SPLITS, SearchSpace, candidate_settings, load_tuning_data, split_fingerprint
 from songdata import SongDataset
@@ -173,8 +174,6 @@ def test_a_narrower_search_keeps_the_trials_it_leaves_out(dataset, tmp_path, mon
 
 @pytest.mark.parametrize("extra", [[], ["--config", "tune_word2vec_playlists.yaml"]])
 def test_the_shipped_search_configs_parse(extra):
-    from configs import command_line
-
     config = tune.build_parser().parse_args(command_line(["--config", "tune.yaml", *extra]))
     searches = [SearchSpace(**model) for model in config.models]
     assert all(len(candidate_settings(s, s.budget or config.budget, 0)) > 0 for s in searches)
