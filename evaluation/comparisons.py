@@ -204,7 +204,9 @@ def forest_plot(rows: Sequence[dict], path: Path) -> Path:
         for r in (r for r in rows if r["metric"] == metric):
             y = labels.index(f"{r['a']} − {r['b']} ({r['slice']})")
             lo, hi = r["ci95"]
-            ax.errorbar(r["diff"], y, xerr=[[r["diff"] - lo], [hi - r["diff"]]], fmt="o", capsize=3)
+            # A constant difference has a zero-width CI that rounding can leave a hair on the wrong side.
+            below, above = max(r["diff"] - lo, 0.0), max(hi - r["diff"], 0.0)
+            ax.errorbar(r["diff"], y, xerr=[[below], [above]], fmt="o", capsize=3)
             ax.annotate(f"p={r['p_value']:.2g}", (hi, y), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize="x-small")
         ax.axvline(0.0, color="grey", linewidth=0.8)

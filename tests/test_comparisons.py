@@ -75,5 +75,8 @@ def test_named_pairs_become_rows_a_table_and_a_plot(tmp_path) -> None:
     assert rows[0]["p_value"] == pytest.approx(2 / 16, abs=0.06)
     assert "| wns | ns | warm | ndcg@10 | +0.4000 |" in comparisons_markdown(rows)
     assert forest_plot(rows, tmp_path / "forest.png").stat().st_size > 0
+    # Every user gains the same: the CI has zero width and rounding may put a bound past the mean.
+    constant = [dict(rows[0], diff=0.05, ci95=(0.05 + 2e-17, 0.05 - 2e-17))]
+    assert forest_plot(constant, tmp_path / "constant.png").stat().st_size > 0
     with pytest.raises(KeyError, match="no evaluation of 'als' on the warm slice"):
         compare_pairs(evaluations, [Pair("wns", "als")])
