@@ -145,8 +145,9 @@ def run_trial(class_path: str, init_args: dict[str, Any], data: InteractionData,
 
 
 def _plain(args: dict[str, Any]) -> dict[str, Any]:
-    """Init arguments as plain YAML/JSON values (numpy scalars become Python numbers)."""
-    return {key: value.item() if isinstance(value, np.generic) else value for key, value in args.items()}
+    """Init arguments as plain YAML/JSON values (numpy scalars become Python numbers), sorted by name as
+    the trials file stores them, so a config written from fresh trials equals one written from the file."""
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in sorted(args.items())}
 
 
 def tune_model(

@@ -121,9 +121,11 @@ def test_an_interrupted_search_keeps_its_trials_and_resumes_where_it_stopped(dat
     trials = yaml.safe_load(record.read_text())["trials"]
     assert len(fitted) == len(trials) - 3 == 5  # 1 + 3 + 2 trials and 2 fusions, the first three reused
     assert trials[:3] == kept
+    written = (tmp_path / "tuned.yaml").read_text()
     fitted.clear()
     tune.main(args)  # everything finished: nothing is fitted again, the same config comes out
     assert fitted == [] and yaml.safe_load(record.read_text())["trials"] == trials
+    assert (tmp_path / "tuned.yaml").read_text() == written  # to the character, from fresh or stored trials
     # The same interactions in another folder are recognised by their fingerprint, not their path.
     copy = shutil.copytree(dataset, tmp_path / "elsewhere")
     tune.main([*args[:3], str(copy), *args[4:]])
