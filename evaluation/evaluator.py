@@ -12,6 +12,9 @@ Protocol (one `SliceResult` per model × split × slice):
   training songs for `val`; training and validation songs for `test` (as RecBole does).
 - Unrankable songs. A recommender may score a song -inf ("cannot rank it"). A top-K slot
   whose score is -inf is empty: it is never a hit and never counts towards coverage.
+- Ties. Songs with equal scores are ranked by their catalog index, lower first (a stable sort's
+  order), so the metrics are defined even where exact ties cross the cut-off (item-KNN and RP3beta
+  give many songs with the same listeners the same score) and any implementation can reproduce them.
 - Metrics. Per-user RecBole metrics (see `evaluation.metrics`) averaged over users, each with
   a seeded percentile-bootstrap 95% CI over users; catalog coverage@K = share of the slice's
   candidates that appear in at least one evaluated user's top K (no CI: it is not per user).
@@ -255,18 +258,21 @@ def _top_candidates(
 
 
 def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_types.topk:
-    """`torch.topk(scores, k, dim=1)` for wide rows on CPU, faster (figures in benchmarks/README.md).
+    """The k best entries of each row, best first, ties broken by the lower column: the first k of a
+    stable descending sort (NaN first), so that any implementation of that rule reproduces our rankings.
+    Exact ties are common (songs with the same listeners score alike under item-KNN or RP3beta), and
+    `torch.topk` orders them arbitrarily. Faster than `torch.topk` on wide CPU rows (benchmarks/README.md).
 
     The k best entries of a row lie in the k blocks (of `block` columns) with the highest maxima,
     so one pass for block maxima leaves only k * block columns to choose from. That pass runs on
     torch's threads; the rest is a few blocks wide and runs on numpy's selection, which is several
     times faster than torch.topk's at K = 50 and wakes no threads (they cost more than they save on
-    a busy machine). Ties may come back in another order than torch.topk's; NaN still ranks first.
+    a busy machine). Ties are put in column order only in the rows that have them.
     """
     n_rows, n = scores.shape
     n_blocks = n // block
     if n_blocks <= 4 * k or scores.device.type != "cpu" or scores.dtype not in (torch.float32, torch.float64):
-        return torch.topk(scores, k, dim=1)
+        return _stable_topk(scores, k)
     scores = scores.contiguous()
     whole = n_blocks * block
     maxima = scores[:, :whole].unflatten(1, (n_blocks, block)).amax(dim=2).numpy()
@@ -279,12 +285,44 @@ def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_ty
     width = candidates.shape[1]
     chosen = np.argpartition(candidates, width - k, axis=1)[:, width - k :]
     values = np.take_along_axis(candidates, chosen, axis=1)
-    order = np.argsort(values, axis=1)[:, ::-1]  # descending; NaN, sorted last, comes first
-    values, chosen = np.take_along_axis(values, order, axis=1), np.take_along_axis(chosen, order, axis=1)
-    in_block = chosen < k * block
     block_start = np.take_along_axis(best, np.minimum(chosen // block, k - 1), axis=1) * block
-    columns = np.where(in_block, block_start + chosen % block, chosen - k * block + whole)
+    columns = np.where(chosen < k * block, block_start + chosen % block, chosen - k * block + whole)
+    order = np.argsort(values, axis=1)[:, ::-1]  # descending; NaN, sorted last, comes first
+    values, columns = np.take_along_axis(values, order, axis=1), np.take_along_axis(columns, order, axis=1)
+    inner = ((values[:, 1:] == values[:, :-1]) & (values[:, 1:] > -np.inf)).any(1)  # ties within the top k
+    if inner.any():
+        rows = np.flatnonzero(inner)
+        by_column = np.lexsort((columns[rows], np.where(np.isnan(values[rows]), -np.inf, -values[rows])), axis=1)
+        values[rows] = np.take_along_axis(values[rows], by_column, axis=1)
+        columns[rows] = np.take_along_axis(columns[rows], by_column, axis=1)
+    # A k-th value shared by a candidate left out, or possibly by a block left out: the row's first such
+    # columns fill the slots from the first of that value on.
+    kth = values[:, -1:]
+    across = (kth[:, 0] > -np.inf) & (
+        ((candidates == kth).sum(1) > (values == kth).sum(1)) | ((maxima >= kth).sum(1) > k)
+    )
+    full = scores.numpy()
+    for row in np.flatnonzero(across):
+        first = int(((values[row] > kth[row, 0]) | np.isnan(values[row])).sum())  # NaN ranks first
+        columns[row, first:] = np.flatnonzero(full[row] == kth[row, 0])[: k - first]
+        values[row, first:] = kth[row, 0]
     return torch.return_types.topk((torch.from_numpy(values), torch.from_numpy(columns)))
+
+
+def _stable_topk(scores: torch.Tensor, k: int) -> torch.return_types.topk:
+    """`block_topk`'s rule on any device: `torch.topk`, then its ties put in column order; a row whose
+    k-th value is shared by an entry left out is sorted whole (stable)."""
+    top = torch.topk(scores, k, dim=1)
+    columns, by_column = top.indices.sort(dim=1)
+    values, by_value = top.values.gather(1, by_column).sort(dim=1, descending=True, stable=True)
+    columns = columns.gather(1, by_value)
+    kth = values[:, -1:]
+    tied = (kth[:, 0] > -torch.inf) & ((scores == kth).sum(1) > (values == kth).sum(1))
+    if tied.any():
+        rows = tied.nonzero()[:, 0]
+        exact = scores[rows].sort(dim=1, descending=True, stable=True)
+        values[rows], columns[rows] = exact.values[:, :k], exact.indices[:, :k]
+    return torch.return_types.topk((values, columns))
 
 
 def _is_relevant(relevance: sp.csr_matrix, users: np.ndarray, ids: np.ndarray) -> np.ndarray:

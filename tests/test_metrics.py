@@ -184,16 +184,21 @@ def test_bad_scores_raise_clear_errors():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k", [1, 10, 50])
-def test_block_topk_equals_torch_topk(k, dtype):
-    # 7001 columns: 218 whole blocks of 32 and 25 columns past the last one.
-    scores = torch.randn(7001, 30, generator=torch.Generator().manual_seed(k), dtype=dtype).T  # not contiguous
+@pytest.mark.parametrize("n_songs", [7001, 900])  # 218 blocks of 32 and 25 columns more; too narrow to prefilter
+@pytest.mark.parametrize("tie_levels", [0, 7])  # continuous scores; or only 7 distinct values, ties everywhere
+def test_block_topk_is_a_stable_descending_sort_cut_at_k(k, dtype, n_songs, tie_levels):
+    generator = torch.Generator().manual_seed(k)
+    scores = torch.randn(n_songs, 30, generator=generator, dtype=dtype).T  # not contiguous
+    if tie_levels:
+        scores = torch.randint(tie_levels, (30, n_songs), generator=generator).to(dtype)
     scores[:5, 100:] = -torch.inf  # rows with fewer finite scores than some K
     scores[5:10, ::2] = -torch.inf
-    ours, reference = block_topk(scores, k), torch.topk(scores, k, dim=1)
-    assert torch.equal(ours.values, reference.values)
-    finite = torch.isfinite(reference.values)
-    assert torch.equal(ours.indices[finite], reference.indices[finite])
-    scores[3, 6999] = torch.nan
+    ours = block_topk(scores, k)
+    reference = torch.sort(scores, dim=1, descending=True, stable=True)  # equal scores: lower column first
+    assert torch.equal(ours.values, reference.values[:, :k])
+    finite = torch.isfinite(ours.values)  # empty slots (-inf) are never read
+    assert torch.equal(ours.indices[finite], reference.indices[:, :k][finite])
+    scores[3, n_songs - 2] = torch.nan
     assert torch.isnan(block_topk(scores, k).values[3, 0])
 
 
