@@ -42,7 +42,8 @@ class Word2VecRecommender(Recommender):
             small vocabulary, so its default 1e-3 drops most plays of most songs (on a 300-song
             test world, Recall@10 0.18 with it, 0.66 without).
         scoring: `output` (user vector · song output vectors) or `cosine` (to song input vectors).
-        seed: Seed of initialisation and sampling (training runs on one worker, so it is reproducible).
+        seed: Seed of initialisation and sampling (training runs on one worker, so it is reproducible on one CPU;
+            another CPU's float rounding can move the last digit of its metrics).
     """
 
     name = "word2vec"
