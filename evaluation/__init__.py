@@ -2,8 +2,8 @@
 
 Importing the package asks torch to back its large CPU tensors with transparent huge pages
 (`THP_MEM_ALLOC_ENABLE`, unless already set), as numpy does by default. Every chunk of scores the
-evaluator ranks is a fresh allocation of up to 256 MiB, and faulting it in 4 KiB pages cost as much as
-the scoring matmul itself (benchmarks/eval_throughput.py). torch reads the variable at its first
+evaluator ranks is a fresh allocation of 32 MiB or more, and faulting it in 4 KiB pages made the
+evaluation 1.2-1.4x slower (benchmarks/eval_throughput.py, benchmarks/README.md). torch reads the variable at its first
 allocation, so it only takes effect where this package is imported before torch, as in evaluate.py,
 evaluate_seeds.py and tune.py; elsewhere it changes nothing.
 """

@@ -159,6 +159,20 @@ def test_results_do_not_depend_on_the_chunk_size():
         assert results[reference].ci95 == results[other].ci95
 
 
+def test_users_are_split_into_chunks_of_equal_size():
+    """No chunk is left with a few users, whose scores a BLAS may round differently than many users'."""
+    data, scores = random_data()
+    asked = []
+
+    def scorer(users: np.ndarray) -> torch.Tensor:
+        asked.append(len(users))
+        return scores[users]
+
+    result = evaluate_scorer(scorer, data, "test", chunk_size=16, n_bootstrap=0, show_progress=False)
+    assert sum(asked) == result.n_users and max(asked) <= 16
+    assert len(asked) == -(-result.n_users // 16) and max(asked) - min(asked) <= 1
+
+
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(0).random((500, 3))
     values[:, 2] = 0.25
