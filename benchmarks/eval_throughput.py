@@ -2,9 +2,10 @@
 
 1. Throughput: fit implicit ALS on synthetic interactions, then evaluate the same factors with
    both evaluators (same users, same K, same filtered training songs) and print users × songs
-   ranked per second and the ratio ours / implicit (goal >= 1). The metrics must agree. Then where
-   our full run's time goes (scoring matmul, masking + top-k + metrics, bootstrap) and what the same
-   score products cost on numpy's BLAS, the one implicit uses.
+   ranked per second and the ratio ours / implicit (goal >= 1.2, and >= 1 with the full metric set
+   and CIs). The metrics must agree. Then where our full run's time goes (scoring matmul, masking +
+   top-k + metrics, bootstrap) and what the same score products cost on numpy's BLAS, the one
+   implicit uses.
 2. Memory: a synthetic `--mem-users` × `--mem-songs` world with random factors, evaluated in
    chunks. Peak resident memory (RSS high-water mark, which counts torch's allocations that
    tracemalloc cannot see) is measured above the RSS before the call (goal <= 2 GiB). Users to
@@ -162,8 +163,10 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"  implicit ranking_metrics_at_k(K={k}):     {t_implicit:6.2f} s  {cells / t_implicit:.3e} user-songs/s")
     print(f"  ours evaluate_scorer(ks=[{k}], no CIs):    {t_ours:6.2f} s  {cells / t_ours:.3e} user-songs/s")
     print(f"  ours evaluate_scorer({full}): {t_full:.2f} s  {cells / t_full:.3e} user-songs/s")
-    print(f"  ratio ours / implicit, same K and metrics: {t_implicit / t_ours:.2f}x  (goal >= 1; full run: "
-          f"{t_implicit / t_full:.2f}x)")
+    print(
+        f"  ratio ours / implicit, same K and metrics: {t_implicit / t_ours:.2f}x  (goal >= 1.2; full run: "
+        f"{t_implicit / t_full:.2f}x, goal >= 1)"
+    )
     print(f"  max |ours - implicit| over precision (pooled), map, ndcg @{k}: {diff:.1e}")
     breakdown(users, items, data)
 
