@@ -102,6 +102,8 @@ def test_ease_equals_one_ridge_regression_per_song(tiny):
     assert u0_scores(model) == pytest.approx([6 / 13, 0.0], abs=1e-6)
     assert model.weights[[0, 1, 2], 3].tolist() == pytest.approx([-1 / 4, 1 / 4, 1 / 4], abs=1e-6)
     assert torch.all(torch.diagonal(model.weights) == 0)
+    # Row-major, as `score`'s sparse @ dense reads it: a column-major B would be copied on every call.
+    assert model.weights.is_contiguous()
 
 
 def test_ease_refuses_a_catalog_above_max_songs_with_the_memory_it_would_need(tiny):
