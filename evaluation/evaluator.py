@@ -50,11 +50,12 @@ Slice = Literal["warm", "cold"]
 Scorer = Callable[[np.ndarray], torch.Tensor]
 """Maps user indices [n] to scores [n, n_songs]; higher is better, -inf for songs it cannot rank."""
 
-SCORE_BUDGET_BYTES = 32 << 20
+SCORE_BUDGET_BYTES = 16 << 20
 """Size of one chunk's score matrix when `chunk_size` is not given, for at least 64 users. Small
-enough that masking and top-k read the scores from cache (on an Intel Xeon, 50k songs: 1.4x faster
-than 256 MiB chunks); below 64 users a chunk's fixed costs dominate (1M songs: 8-user chunks took
-1.7x as long). benchmarks/README.md has the figures."""
+enough that the matmul writes, and masking and top-k read, the scores in cache, even in a cache
+shared with busy neighbours (Intel Xeon, 20k users x 50k songs, full metric set: 1.1-1.4x faster
+than 32 MiB chunks, themselves 1.4x faster than 256 MiB); below 64 users a chunk's fixed costs
+dominate (1M songs: 8-user chunks took 1.7x as long). benchmarks/README.md has the figures."""
 
 
 @dataclass
@@ -118,7 +119,7 @@ def evaluate_scorer(
         split: Which held-out matrix holds the relevant songs.
         slice: "warm" (non-cold songs) or "cold" (cold-start songs only).
         ks: Cut-offs K.
-        chunk_size: Most users scored at once; by default as many as fit a 32 MiB score matrix
+        chunk_size: Most users scored at once; by default as many as fit a 16 MiB score matrix
             (64 to 4096). The users are split into chunks of equal size (to one user), so that no
             chunk is left with a few users, for which a BLAS may round scores differently.
         n_bootstrap: Bootstrap resamples for the CIs; 0 leaves them NaN.
