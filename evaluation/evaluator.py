@@ -55,7 +55,9 @@ SCORE_BUDGET_BYTES = 16 << 20
 enough that the matmul writes, and masking and top-k read, the scores in cache, even in a cache
 shared with busy neighbours (Intel Xeon, 20k users x 50k songs, full metric set: 1.1-1.4x faster
 than 32 MiB chunks, themselves 1.4x faster than 256 MiB); below 64 users a chunk's fixed costs
-dominate (1M songs: 8-user chunks took 1.7x as long). benchmarks/README.md has the figures."""
+dominate (1M songs: 8-user chunks took 1.7x as long). The best size depends on the CPU: on an AMD
+EPYC Zen 5, torch's matmul is slowest on small chunks and 256 MiB was 1.2-1.4x faster than 16 MiB with the
+full set. benchmarks/README.md has the figures."""
 
 
 @dataclass
