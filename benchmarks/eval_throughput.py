@@ -42,7 +42,7 @@ import torch
 from implicit.evaluation import ranking_metrics_at_k
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from evaluation.evaluator import DEFAULT_KS, SCORE_BUDGET_BYTES, evaluate_scorer  # noqa: E402
+from evaluation.evaluator import DEFAULT_KS, evaluate_scorer, score_budget_bytes  # noqa: E402
 from evaluation.metrics import bootstrap_ci, metric_keys  # noqa: E402
 from songdata.interactions import InteractionData  # noqa: E402
 
@@ -105,7 +105,7 @@ def machine_report() -> list[str]:
         f"[machine] torch {torch.__version__}: BLAS {torch_blas.group(1) if torch_blas else 'unknown'}, "
         f"{torch.get_num_threads()} intra-op threads; huge pages for torch tensors: "
         f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '')!r}, kernel "
-        f"{thp.read_text().strip() if thp.exists() else 'unknown'}",
+        f"{thp.read_text().strip() if thp.exists() else 'unknown'}; score chunks of {score_budget_bytes() >> 20} MiB",
         f"[machine] thread pools loaded (numpy/scipy/implicit): {pools}",
     ]
 
@@ -146,7 +146,7 @@ def throughput(args: argparse.Namespace) -> None:
 
     def ours_run(ks, n_bootstrap):
         return lambda: evaluate_scorer(
-            lambda u: users[u] @ items.T, data, "test", ks=ks, n_bootstrap=n_bootstrap, show_progress=False
+            lambda u, out: torch.mm(users[u], items.T, out=out), data, "test", ks=ks, n_bootstrap=n_bootstrap, show_progress=False
         )
 
     (t_implicit, t_ours, t_full), (theirs, ours, _) = _best_times(
@@ -176,9 +176,9 @@ def breakdown(users: torch.Tensor, items: torch.Tensor, data: InteractionData) -
     on a CPU where that BLAS is much faster than torch's, the scoring matmul is where a run loses."""
     spent = [0.0]
 
-    def timed_scorer(u: np.ndarray) -> torch.Tensor:
+    def timed_scorer(u: np.ndarray, out: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
-        scores = users[u] @ items.T
+        scores = torch.mm(users[u], items.T, out=out)
         spent[0] += time.perf_counter() - start
         return scores
 
@@ -189,7 +189,7 @@ def breakdown(users: torch.Tensor, items: torch.Tensor, data: InteractionData) -
     start = time.perf_counter()
     bootstrap_ci(values, 1000)
     resampling = time.perf_counter() - start
-    chunk = int(SCORE_BUDGET_BYTES // (4 * items.shape[0]))
+    chunk = int(np.clip(score_budget_bytes() // (4 * items.shape[0]), 64, 4096))
     user_np, item_np = users.numpy()[result.user_indices], items.numpy()
     start = time.perf_counter()
     for first in range(0, len(user_np), chunk):
@@ -262,7 +262,7 @@ def memory(args: argparse.Namespace) -> None:
     with PeakRSS() as peak:
         start = time.perf_counter()
         result = evaluate_scorer(
-            lambda u: users[u] @ items.T, data, "test", ks=DEFAULT_KS, chunk_size=args.mem_chunk, n_bootstrap=1000
+            lambda u, out: torch.mm(users[u], items.T, out=out), data, "test", ks=DEFAULT_KS, chunk_size=args.mem_chunk, n_bootstrap=1000
         )
         seconds = time.perf_counter() - start
     per_user_bytes = len(metric_keys(DEFAULT_KS)) * 8 * (args.mem_users - n_eval)

@@ -19,16 +19,19 @@ Protocol (one `SliceResult` per model × split × slice):
   a seeded percentile-bootstrap 95% CI over users; catalog coverage@K = share of the slice's
   candidates that appear in at least one evaluated user's top K (no CI: it is not per user).
 
-Memory is bounded by one chunk: the scorer returns [chunk, n_songs], which is masked (in place,
-then restored, or as a copy of the cold columns) and cut down to its top max(K) before the next
-chunk is scored.
+Memory is bounded by one chunk: the scorer fills one preallocated [chunk, n_songs] buffer (or returns
+a tensor of its own), which is masked (in place, or as a copy of the cold columns) and cut down to its
+top max(K) before the next chunk is scored.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -47,17 +50,33 @@ log = logging.getLogger(__name__)
 DEFAULT_KS = (5, 10, 20, 50)
 Split = Literal["val", "test"]
 Slice = Literal["warm", "cold"]
-Scorer = Callable[[np.ndarray], torch.Tensor]
-"""Maps user indices [n] to scores [n, n_songs]; higher is better, -inf for songs it cannot rank."""
+Scorer = Callable[[np.ndarray, torch.Tensor], torch.Tensor]
+"""Maps user indices [n] and a float32 buffer [n, n_songs] to scores [n, n_songs]; higher is better,
+-inf for songs it cannot rank. It may write the scores into the buffer and return it (sparing a fresh
+chunk of memory, and the page faults it costs, for every chunk) or return a tensor of its own."""
 
-SCORE_BUDGET_BYTES = 16 << 20
-"""Size of one chunk's score matrix when `chunk_size` is not given, for at least 64 users. Small
-enough that the matmul writes, and masking and top-k read, the scores in cache, even in a cache
-shared with busy neighbours (Intel Xeon, 20k users x 50k songs, full metric set: 1.1-1.4x faster
-than 32 MiB chunks, themselves 1.4x faster than 256 MiB); below 64 users a chunk's fixed costs
-dominate (1M songs: 8-user chunks took 1.7x as long). The best size depends on the CPU: on an AMD
-EPYC Zen 5, torch's matmul is slowest on small chunks and 256 MiB was 1.2-1.4x faster than 16 MiB with the
-full set. benchmarks/README.md has the figures."""
+
+@functools.cache
+def score_budget_bytes() -> int:
+    """Size of one chunk's score matrix when `chunk_size` is not given (at least 64 users, at most 4096).
+
+    Small chunks keep the scores in cache while the matmul writes them and masking and top-k read them:
+    on an Intel Xeon (20k users x 50k songs, full metric set) 16 MiB was 1.1-1.4x faster than 32 MiB,
+    itself 1.4x faster than 256 MiB. But MKL, torch's BLAS on x86, runs generic kernels on other
+    vendors' CPUs, and they are slow on products only a few dozen users wide: on an AMD EPYC Zen 5,
+    512 MiB chunks made the whole evaluation 1.4-1.6x faster than 16 MiB. Below 64 users a chunk's fixed
+    costs dominate, and a BLAS may round a narrower product differently. benchmarks/README.md has the figures.
+    """
+    return 512 << 20 if _mkl_on_other_vendor() else 16 << 20
+
+
+def _mkl_on_other_vendor() -> bool:
+    """Whether torch's BLAS is MKL and the CPU is not Intel's."""
+    if "BLAS_INFO=mkl" not in torch.__config__.show():
+        return False
+    cpuinfo = Path("/proc/cpuinfo")
+    vendor = cpuinfo.read_text(errors="replace") if cpuinfo.exists() else platform.processor()
+    return "GenuineIntel" not in vendor
 
 
 @dataclass
@@ -116,12 +135,12 @@ def evaluate_scorer(
     """Rank the slice's candidates for every user with a relevant song and compute the metrics.
 
     Args:
-        scorer: Maps user indices [n] to a float tensor [n, n_songs] (any device).
+        scorer: Maps user indices [n] and a CPU buffer to a float tensor [n, n_songs] (any device); see `Scorer`.
         data: The interactions; only the split's matrix, `train` (and `val` for test) are read.
         split: Which held-out matrix holds the relevant songs.
         slice: "warm" (non-cold songs) or "cold" (cold-start songs only).
         ks: Cut-offs K.
-        chunk_size: Most users scored at once; by default as many as fit a 16 MiB score matrix
+        chunk_size: Most users scored at once; by default as many as fit `score_budget_bytes()`
             (64 to 4096). The users are split into chunks of equal size (to one user), so that no
             chunk is left with a few users, for which a BLAS may round scores differently.
         n_bootstrap: Bootstrap resamples for the CIs; 0 leaves them NaN.
@@ -136,18 +155,20 @@ def evaluate_scorer(
     users = np.flatnonzero(np.diff(relevance.indptr))
     keys = metric_keys(ks)
     if chunk_size is None:
-        chunk_size = int(np.clip(SCORE_BUDGET_BYTES // (4 * max(data.n_songs, 1)), 64, 4096))
+        chunk_size = int(np.clip(score_budget_bytes() // (4 * max(data.n_songs, 1)), 64, 4096))
     n_chunks = max(-(-len(users) // chunk_size), 1)
     chunk_size = max(-(-len(users) // n_chunks), 1)  # chunks of equal size, none left with a few users
     songs = _SliceSongs(candidates, data.n_songs)
     covered = {k: np.zeros(data.n_songs, dtype=bool) for k in ks}
     per_user = np.empty((len(users), len(keys)))
+    buffer = torch.empty(min(chunk_size, len(users)), data.n_songs)  # pages are touched only if the scorer writes
     starts = range(0, len(users), chunk_size)
     for start in tqdm(starts, desc=f"eval {model} {split}/{slice}", disable=not show_progress, leave=False):
         chunk = users[start : start + chunk_size]
-        scores = _score(scorer, chunk, data.n_songs)
-        ids, valid = _top_candidates(scores, chunk, songs, seen, max(ks))
-        del scores  # free this chunk's scores before the scorer allocates the next
+        out = buffer[: len(chunk)]
+        scores = _score(scorer, chunk, out)
+        ids, valid = _top_candidates(scores, chunk, songs, seen, max(ks), owned=_shares_memory(scores, out))
+        del scores  # free a chunk of the scorer's own before it allocates the next
         hits = _is_relevant(relevance, chunk, ids) & valid
         per_user[start : start + len(chunk)] = ranking_metrics(hits, np.diff(relevance.indptr)[chunk], ks)
         for k in ks:
@@ -212,25 +233,29 @@ class _SliceSongs:
         self.in_place = len(candidates) > n_songs // 2
 
 
-def _score(scorer: Scorer, users: np.ndarray, n_songs: int) -> torch.Tensor:
+def _score(scorer: Scorer, users: np.ndarray, out: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        scores = torch.as_tensor(scorer(users)).detach()
-    if scores.shape != (len(users), n_songs) or not scores.is_floating_point():
+        scores = torch.as_tensor(scorer(users, out)).detach()
+    if scores.shape != out.shape or not scores.is_floating_point():
         raise ValueError(
             f"scorer returned {tuple(scores.shape)} {scores.dtype}; expected a float tensor of shape "
-            f"({len(users)}, {n_songs}) = (users asked for, songs in the catalog)"
+            f"{tuple(out.shape)} = (users asked for, songs in the catalog)"
         )
     return scores
 
 
+def _shares_memory(scores: torch.Tensor, out: torch.Tensor) -> bool:
+    return scores.device == out.device and scores.untyped_storage().data_ptr() == out.untyped_storage().data_ptr()
+
+
 def _top_candidates(
-    scores: torch.Tensor, users: np.ndarray, songs: _SliceSongs, seen: sp.csr_matrix, k_max: int
+    scores: torch.Tensor, users: np.ndarray, songs: _SliceSongs, seen: sp.csr_matrix, k_max: int, owned: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Song indices [n, k_max] of each user's best unseen candidates and whether each slot is filled.
 
-    The scorer's tensor is left as it was: either a copy of the candidate columns is masked, or
-    (when most songs are candidates) the tensor itself is masked, ranked and restored, which
-    saves a copy of the whole chunk (a third of the evaluation time on a full catalog).
+    Either a copy of the candidate columns is masked, or (when most songs are candidates) the tensor
+    itself, which saves a copy of the whole chunk (a third of the evaluation time on a full catalog).
+    A tensor the scorer still owns (not `owned`, the evaluator's buffer) is restored after ranking.
     """
     device = scores.device
     rows = seen[users]
@@ -240,14 +265,17 @@ def _top_candidates(
         work = scores if scores.is_contiguous() else scores.contiguous()  # e.g. an expanded row
         r, c = torch.from_numpy(row_of).to(device), torch.from_numpy(rows.indices.astype(np.int64)).to(device)
         excluded = songs.excluded_t.to(device)
-        saved_seen, saved_excluded = work[r, c], work.index_select(1, excluded)
+        restore = not owned and work is scores
+        if restore:
+            saved_seen, saved_excluded = work[r, c], work.index_select(1, excluded)
         try:
             work[r, c] = -torch.inf
             work.index_fill_(1, excluded, -torch.inf)
             top = block_topk(work, k)
         finally:
-            work.index_copy_(1, excluded, saved_excluded)
-            work[r, c] = saved_seen
+            if restore:
+                work.index_copy_(1, excluded, saved_excluded)
+                work[r, c] = saved_seen
         ids = top.indices.cpu().numpy()
     else:
         work = scores.index_select(1, songs.candidates_t.to(device))

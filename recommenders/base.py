@@ -36,8 +36,13 @@ class Recommender(ABC):
         """Learn from `data.train`, `data.histories` and `data.catalog` only."""
 
     @abstractmethod
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
-        """Float32 [len(user_indices), n_songs]; higher is better, -inf for songs it cannot rank."""
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 [len(user_indices), n_songs]; higher is better, -inf for songs it cannot rank.
+
+        `out`, when given, is a float32 CPU tensor of that shape the scores may be written into and
+        returned, so that a caller scoring many chunks of users reuses one allocation; a recommender
+        that builds its scores another way returns a tensor of its own.
+        """
 
     def _require_fitted(self, *attributes: str) -> None:
         if any(getattr(self, a, None) is None for a in attributes):

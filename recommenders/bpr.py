@@ -168,8 +168,8 @@ class TorchBPRRecommender(Recommender):
             total += loss.item() * len(batch)
         return total / max(len(order), 1)
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("user_factors", "_unrankable")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        scores = self.user_factors[users] @ self.song_factors.T + self.song_bias
+        scores = torch.mm(self.user_factors[users], self.song_factors.T, out=out).add_(self.song_bias)
         return scores.masked_fill_(self._unrankable, -torch.inf)

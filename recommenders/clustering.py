@@ -86,7 +86,7 @@ class _ClusterRecommender(Recommender):
         self._cluster_scores = _cluster_rank_scores(labels, listened, overall)
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_cluster_scores")
         labels = self.labels[np.asarray(user_indices, dtype=np.int64)]
         rows = self._cluster_scores[np.where(labels >= 0, labels, self._cluster_scores.shape[0] - 1)]

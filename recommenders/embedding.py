@@ -52,7 +52,7 @@ class EmbeddingRecommender(Recommender):
         self._unrankable = torch.from_numpy(~np.any(songs != 0, axis=1))
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_profiles")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        return (self._profiles[users] @ self._songs.T).masked_fill_(self._unrankable, -torch.inf)
+        return torch.mm(self._profiles[users], self._songs.T, out=out).masked_fill_(self._unrankable, -torch.inf)

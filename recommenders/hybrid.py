@@ -67,7 +67,7 @@ class HybridRecommender(Recommender):
                 component.fit(data)
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         fused, rankable = None, None
         for weight, component in zip(self.weights, self.components):
             scores = component.score(user_indices).to(torch.float32)

@@ -85,9 +85,9 @@ class EASERecommender(Recommender):
         self._n_songs = data.n_songs
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("weights")
         rows = self._rows[np.asarray(user_indices, dtype=np.int64)]
-        scores = torch.full((rows.shape[0], self._n_songs), -torch.inf)
+        scores = torch.full((rows.shape[0], self._n_songs), -torch.inf) if out is None else out.fill_(-torch.inf)
         scores[:, self._songs] = torch.from_numpy(rows @ self.weights.numpy())
         return scores

@@ -71,10 +71,10 @@ class _ImplicitRecommender(Recommender):
         self._unrankable = torch.from_numpy(~trained_songs(data.train))
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_user_factors")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        scores = self._user_factors[users] @ self._item_factors.T
+        scores = torch.mm(self._user_factors[users], self._item_factors.T, out=out)
         return scores.masked_fill_(self._unrankable, -torch.inf)
 
 

@@ -36,10 +36,10 @@ class _ItemToItemRecommender(Recommender):
         self._rows = weighted_interactions(data.train, self.weighting)
         self._unrankable = torch.from_numpy(~trained_songs(data.train))
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("similarity")
         rows = self._rows[np.asarray(user_indices, dtype=np.int64)]
-        scores = torch.from_numpy((rows @ self.similarity).toarray().astype(np.float32, copy=False))
+        scores = torch.from_numpy((rows @ self.similarity).toarray(out=None if out is None else out.numpy()))
         return scores.masked_fill_(self._unrankable, -torch.inf)
 
 

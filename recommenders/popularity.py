@@ -29,7 +29,7 @@ class PopularityRecommender(Recommender):
         self._scores = torch.from_numpy(rank_scores(song_counts(data.train, self.weighted)))
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_scores")
         return self._scores.expand(len(user_indices), -1)
 
@@ -55,7 +55,7 @@ class RandomRecommender(Recommender):
         self._n_songs = data.n_songs
         return self
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_n_songs")
         rows = [
             np.random.default_rng([self.seed, int(u)]).random(self._n_songs, dtype=np.float32) for u in user_indices

@@ -117,10 +117,10 @@ class Word2VecRecommender(Recommender):
         self._require_fitted("song_vectors")
         return mean_profiles(self.song_vectors, data.histories, known=self.known)
 
-    def score(self, user_indices: np.ndarray) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_profiles")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        scores = self._profiles[users] @ self._songs.T
+        scores = torch.mm(self._profiles[users], self._songs.T, out=out)
         return scores.masked_fill_(torch.from_numpy(~self.known), -torch.inf)
 
 

@@ -84,6 +84,7 @@ def test_fitted_bpr_ranks_the_users_own_taste_first_and_repeats_with_its_seed():
     assert torch.equal(best, held_out)
     again = TorchBPRRecommender(factors=4, learning_rate=0.05, epochs=150, batch_size=16, seed=3).fit(data)
     assert torch.equal(again.score(np.arange(data.n_users)), scores)
+    assert torch.equal(again.score(np.arange(data.n_users), out=torch.ones(12, 11)), scores)  # into a buffer
 
 
 def test_score_before_fit_fails_clearly():

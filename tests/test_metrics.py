@@ -65,7 +65,7 @@ def test_definitions_on_a_hand_computed_ranking():
 @pytest.mark.parametrize("k", [1, 5, 10, 20])
 def test_per_user_metrics_match_torchmetrics(k):
     data, scores = random_data()
-    result = evaluate_scorer(lambda u: scores[u], data, "test", ks=[k], n_bootstrap=10, show_progress=False)
+    result = evaluate_scorer(lambda u, out: scores[u], data, "test", ks=[k], n_bootstrap=10, show_progress=False)
     seen = (data.train + data.val).toarray() > 0
     relevant = data.test.toarray() > 0
     assert result.n_users == int(relevant.any(axis=1).sum()) < data.n_users
@@ -98,7 +98,7 @@ def test_metrics_match_implicit_ranking_metrics_on_als_factors():
         model = implicit.cpu.als.AlternatingLeastSquares(factors=8, iterations=5, random_state=0, num_threads=1)
         model.fit(data.train, show_progress=False)
     users, items = torch.from_numpy(model.user_factors), torch.from_numpy(model.item_factors)
-    result = evaluate_scorer(lambda u: users[u] @ items.T, data, "val", ks=[5, 10], n_bootstrap=10, show_progress=False)
+    result = evaluate_scorer(lambda u, out: users[u] @ items.T, data, "val", ks=[5, 10], n_bootstrap=10, show_progress=False)
     for k in (5, 10):
         theirs = ranking_metrics_at_k(model, data.train, data.val, K=k, show_progress=False)
         # implicit's precision pools hits over users: sum(hits) / sum(min(K, |R|)).
@@ -114,9 +114,9 @@ def test_seen_songs_are_masked_by_the_evaluator():
     train[0, 0], val[0, 1], test[0, 2], val[1, 3] = 1, 1, 1, 1
     data = make_data(train, val, test)
     scores = torch.tensor([[4.0, 3.0, 2.0, 1.0]] * 2)
-    on_test = evaluate_scorer(lambda u: scores[u], data, "test", ks=[1], n_bootstrap=10, show_progress=False)
+    on_test = evaluate_scorer(lambda u, out: scores[u], data, "test", ks=[1], n_bootstrap=10, show_progress=False)
     assert on_test.n_users == 1 and on_test.metrics["hit@1"] == 1.0  # train and val songs masked
-    on_val = evaluate_scorer(lambda u: scores[u], data, "val", ks=[1, 4], n_bootstrap=10, show_progress=False)
+    on_val = evaluate_scorer(lambda u, out: scores[u], data, "val", ks=[1, 4], n_bootstrap=10, show_progress=False)
     assert on_val.per_user["hit@1"].tolist() == [1.0, 0.0]  # user 0: only train masked, val song 1 first
     assert on_val.per_user["mrr@4"].tolist() == [1.0, 0.25]  # user 1 has seen nothing: song 3 is 4th
     assert torch.equal(scores, torch.tensor([[4.0, 3.0, 2.0, 1.0]] * 2))  # the scorer's tensor is untouched
@@ -129,10 +129,10 @@ def test_cold_slice_ranks_only_cold_songs_and_warm_slice_only_warm_songs():
     data = make_data(train, val, test, cold=[3, 4])
     # Cold songs scored above everything: they must neither push warm hits out nor count as misses.
     scores = torch.tensor([[0.0, 1.0, 2.0, 9.0, 8.0]] * 2)
-    warm = evaluate_scorer(lambda u: scores[u], data, "test", "warm", ks=[1], n_bootstrap=10, show_progress=False)
+    warm = evaluate_scorer(lambda u, out: scores[u], data, "test", "warm", ks=[1], n_bootstrap=10, show_progress=False)
     assert warm.n_users == 2 and warm.n_candidates == 3
     assert warm.per_user["hit@1"].tolist() == [1.0, 0.0] and warm.per_user["recall@1"].tolist() == [1.0, 0.0]
-    cold = evaluate_scorer(lambda u: scores[u], data, "test", "cold", ks=[1, 2], n_bootstrap=10, show_progress=False)
+    cold = evaluate_scorer(lambda u, out: scores[u], data, "test", "cold", ks=[1, 2], n_bootstrap=10, show_progress=False)
     assert cold.n_users == 1 and cold.n_candidates == 2  # user 1 has no cold test song
     assert cold.metrics["hit@1"] == 0.0 and cold.metrics["mrr@2"] == 0.5  # song 3 outranks 4 among cold songs
     assert cold.metrics["coverage@1"] == 0.5 and cold.metrics["coverage@2"] == 1.0
@@ -143,14 +143,14 @@ def test_cold_slice_ranks_only_cold_songs_and_warm_slice_only_warm_songs():
 def test_unrankable_slots_are_never_hits_nor_coverage():
     data, scores = random_data()
     blind = torch.full_like(scores, -torch.inf)
-    result = evaluate_scorer(lambda u: blind[u], data, "test", ks=[5], n_bootstrap=10, show_progress=False)
+    result = evaluate_scorer(lambda u, out: blind[u], data, "test", ks=[5], n_bootstrap=10, show_progress=False)
     assert all(value == 0.0 for value in result.metrics.values())
 
 
 def test_results_do_not_depend_on_the_chunk_size():
     data, scores = random_data(cold=[0, 1, 2, 3, 4, 5])
     results = [
-        evaluate_scorer(lambda u: scores[u], data, "test", slice, chunk_size=size, show_progress=False)
+        evaluate_scorer(lambda u, out: scores[u], data, "test", slice, chunk_size=size, show_progress=False)
         for slice in ("warm", "cold")
         for size in (1, 7, None)
     ]
@@ -164,13 +164,28 @@ def test_users_are_split_into_chunks_of_equal_size():
     data, scores = random_data()
     asked = []
 
-    def scorer(users: np.ndarray) -> torch.Tensor:
+    def scorer(users: np.ndarray, out: torch.Tensor) -> torch.Tensor:
         asked.append(len(users))
         return scores[users]
 
     result = evaluate_scorer(scorer, data, "test", chunk_size=16, n_bootstrap=0, show_progress=False)
     assert sum(asked) == result.n_users and max(asked) <= 16
     assert len(asked) == -(-result.n_users // 16) and max(asked) - min(asked) <= 1
+
+
+def test_scorers_writing_into_the_evaluators_buffer_rank_as_those_returning_their_own():
+    data, scores = random_data()
+    buffers = set()
+
+    def into_buffer(users: np.ndarray, out: torch.Tensor) -> torch.Tensor:
+        buffers.add(out.untyped_storage().data_ptr())
+        return out.copy_(scores[users])
+
+    options = dict(ks=[1, 5], chunk_size=16, n_bootstrap=0, show_progress=False)
+    written = evaluate_scorer(into_buffer, data, "test", **options)
+    returned = evaluate_scorer(lambda u, out: scores[u], data, "test", **options)
+    assert len(buffers) == 1 and written.n_users > 16  # one buffer, reused by every chunk
+    assert all(np.array_equal(written.per_user[key], returned.per_user[key]) for key in written.per_user)
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
@@ -191,9 +206,9 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
 def test_bad_scores_raise_clear_errors():
     data, scores = random_data()
     with pytest.raises(ValueError, match="NaN"):
-        evaluate_scorer(lambda u: scores[u] * torch.nan, data, "test", show_progress=False)
+        evaluate_scorer(lambda u, out: scores[u] * torch.nan, data, "test", show_progress=False)
     with pytest.raises(ValueError, match="expected a float tensor of shape"):
-        evaluate_scorer(lambda u: scores[u, :10], data, "test", show_progress=False)
+        evaluate_scorer(lambda u, out: scores[u, :10], data, "test", show_progress=False)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -223,9 +238,9 @@ def test_scorer_tensors_are_left_as_they_were():
     data.test = sp.csr_matrix(data.test + every_user)  # every user has a test song: one chunk holds all users
     original = scores.clone()
     options = dict(ks=[10], n_bootstrap=10, show_progress=False)
-    shared = evaluate_scorer(lambda u: scores, data, "test", "warm", **options)
+    shared = evaluate_scorer(lambda u, out: scores, data, "test", "warm", **options)
     assert torch.equal(scores, original)
-    copied = evaluate_scorer(lambda u: scores[u].clone(), data, "test", "warm", **options)
+    copied = evaluate_scorer(lambda u, out: scores[u].clone(), data, "test", "warm", **options)
     assert shared.metrics == copied.metrics and shared.n_users == data.n_users
-    expanded = evaluate_scorer(lambda u: scores[:1].expand(len(u), -1), data, "test", **options)  # not writable
+    expanded = evaluate_scorer(lambda u, out: scores[:1].expand(len(u), -1), data, "test", **options)  # not writable
     assert expanded.n_users == data.n_users

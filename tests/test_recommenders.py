@@ -143,9 +143,12 @@ def test_training_only_view_refuses_held_out_matrices(world):
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_same_seed_gives_identical_scores(world, name):
     users = np.arange(world.n_users)
-    first = FACTORIES[name](7).fit(world).score(users)
+    model = FACTORIES[name](7).fit(world)
+    first = model.score(users)
     assert first.shape == (world.n_users, world.n_songs) and first.dtype == torch.float32
     assert torch.equal(first, FACTORIES[name](7).fit(world).score(users))
+    stale = torch.full_like(first, 3.0)  # a reused buffer holds the last chunk's scores
+    assert torch.equal(model.score(users, out=stale), first)
     if name in ("random", "als", "bpr", "word2vec"):
         assert not torch.equal(first, FACTORIES[name](8).fit(world).score(users))
 
@@ -193,7 +196,7 @@ class _Fixed(Recommender):
     def fit(self, data):
         return self
 
-    def score(self, user_indices):
+    def score(self, user_indices, out=None):
         return self.scores.expand(len(user_indices), -1).clone()
 
 
