@@ -63,9 +63,11 @@ def score_budget_bytes() -> int:
     Small chunks keep the scores in cache while the matmul writes them and masking and top-k read them:
     on an Intel Xeon (20k users x 50k songs, full metric set) 16 MiB was 1.1-1.4x faster than 32 MiB,
     itself 1.4x faster than 256 MiB. But MKL, torch's BLAS on x86, runs generic kernels on other
-    vendors' CPUs, and they are slow on products only a few dozen users wide: on an AMD EPYC Zen 5,
-    512 MiB chunks made the whole evaluation 1.4-1.6x faster than 16 MiB. Below 64 users a chunk's fixed
-    costs dominate, and a BLAS may round a narrower product differently. benchmarks/README.md has the figures.
+    vendors' CPUs, and they are slow on products only a few dozen users wide: on an AMD EPYC Zen 5, with
+    the scores written into the evaluator's buffer, 512 MiB chunks made the same evaluation 1.3-1.7x faster
+    than 16 MiB (and small leaderboards of cheap scorers about a second slower). Below 64 users a chunk's
+    fixed costs dominate, and a BLAS may round a narrower product differently. benchmarks/README.md has the
+    figures.
     """
     return 512 << 20 if _mkl_on_other_vendor() else 16 << 20
 
