@@ -74,11 +74,12 @@ def score_budget_bytes() -> int:
 
 def _mkl_on_other_vendor() -> bool:
     """Whether torch's BLAS is MKL and the CPU is not Intel's."""
-    if "BLAS_INFO=mkl" not in torch.__config__.show():
-        return False
+    return "BLAS_INFO=mkl" in torch.__config__.show() and "GenuineIntel" not in _cpu_description()
+
+
+def _cpu_description() -> str:
     cpuinfo = Path("/proc/cpuinfo")
-    vendor = cpuinfo.read_text(errors="replace") if cpuinfo.exists() else platform.processor()
-    return "GenuineIntel" not in vendor
+    return cpuinfo.read_text(errors="replace") if cpuinfo.exists() else platform.processor()
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torchmetrics.functional.retrieval import (
     retrieval_reciprocal_rank,
 )
 
+from evaluation import evaluator
 from evaluation.evaluator import block_topk, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES, bootstrap_ci, metric_keys, ranking_metrics
 from songdata.interactions import InteractionData
@@ -186,6 +187,21 @@ def test_scorers_writing_into_the_evaluators_buffer_rank_as_those_returning_thei
     returned = evaluate_scorer(lambda u, out: scores[u], data, "test", **options)
     assert len(buffers) == 1 and written.n_users > 16  # one buffer, reused by every chunk
     assert all(np.array_equal(written.per_user[key], returned.per_user[key]) for key in written.per_user)
+
+
+@pytest.mark.parametrize(("blas", "cpu", "mib"), [
+    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", 16),
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", 512),  # MKL's generic kernels: wide chunks
+    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", 16),
+])
+def test_score_budget_is_wide_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, mib):
+    monkeypatch.setattr(torch.__config__, "show", lambda: f"  - {blas}, BUILD_TYPE=Release")
+    monkeypatch.setattr(evaluator, "_cpu_description", lambda: cpu)
+    evaluator.score_budget_bytes.cache_clear()
+    try:
+        assert evaluator.score_budget_bytes() == mib << 20
+    finally:
+        evaluator.score_budget_bytes.cache_clear()
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
