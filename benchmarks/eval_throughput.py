@@ -42,7 +42,7 @@ import torch
 from implicit.evaluation import ranking_metrics_at_k
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from evaluation.evaluator import DEFAULT_KS, evaluate_scorer, score_budget_bytes  # noqa: E402
+from evaluation.evaluator import DEFAULT_KS, default_chunk_size, evaluate_scorer, score_budget_bytes  # noqa: E402
 from evaluation.metrics import bootstrap_ci, metric_keys  # noqa: E402
 from songdata.interactions import InteractionData  # noqa: E402
 
@@ -144,9 +144,12 @@ def throughput(args: argparse.Namespace) -> None:
         with threadpool_limits(1, "blas"):
             return ranking_metrics_at_k(model, data.train, data.test, K=k, show_progress=False)
 
+    def scores_into(u: np.ndarray, out: torch.Tensor) -> torch.Tensor:  # as ALSRecommender.score does
+        return torch.mm(users[u], items.T, out=out)
+
     def ours_run(ks, n_bootstrap):
         return lambda: evaluate_scorer(
-            lambda u, out: torch.mm(users[u], items.T, out=out), data, "test", ks=ks, n_bootstrap=n_bootstrap, show_progress=False
+            scores_into, data, "test", ks=ks, n_bootstrap=n_bootstrap, show_progress=False
         )
 
     (t_implicit, t_ours, t_full), (theirs, ours, _) = _best_times(
@@ -189,7 +192,7 @@ def breakdown(users: torch.Tensor, items: torch.Tensor, data: InteractionData) -
     start = time.perf_counter()
     bootstrap_ci(values, 1000)
     resampling = time.perf_counter() - start
-    chunk = int(np.clip(score_budget_bytes() // (4 * items.shape[0]), 64, 4096))
+    chunk = default_chunk_size(items.shape[0])
     user_np, item_np = users.numpy()[result.user_indices], items.numpy()
     start = time.perf_counter()
     for first in range(0, len(user_np), chunk):
@@ -262,7 +265,8 @@ def memory(args: argparse.Namespace) -> None:
     with PeakRSS() as peak:
         start = time.perf_counter()
         result = evaluate_scorer(
-            lambda u, out: torch.mm(users[u], items.T, out=out), data, "test", ks=DEFAULT_KS, chunk_size=args.mem_chunk, n_bootstrap=1000
+            lambda u, out: torch.mm(users[u], items.T, out=out), data, "test", ks=DEFAULT_KS,
+            chunk_size=args.mem_chunk, n_bootstrap=1000,
         )
         seconds = time.perf_counter() - start
     per_user_bytes = len(metric_keys(DEFAULT_KS)) * 8 * (args.mem_users - n_eval)

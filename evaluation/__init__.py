@@ -1,10 +1,10 @@
 """Ranking evaluation, leaderboards and reports.
 
 Importing the package asks torch to back its large CPU tensors with transparent huge pages
-(`THP_MEM_ALLOC_ENABLE`, unless already set), as numpy does by default. Every chunk of scores the
-evaluator ranks is a fresh allocation of 16 MiB or more, and faulting it in 4 KiB pages made the
-evaluation 1.1-1.4x slower (16 MiB chunks; benchmarks/README.md). torch reads the variable at its first allocation,
-so it only takes effect where this package is imported before torch, as in evaluate.py,
+(`THP_MEM_ALLOC_ENABLE`, unless already set), as numpy does by default. The evaluator's score buffer
+and the chunks that scorers allocate themselves are 16 MiB or more; in 4 KiB pages the evaluation was
+1.1-1.4x slower (Intel Xeon, 16 MiB chunks; benchmarks/README.md). torch reads the variable at its first
+allocation, so it only takes effect where this package is imported before torch, as in evaluate.py,
 evaluate_seeds.py and tune.py; elsewhere it changes nothing.
 """
 

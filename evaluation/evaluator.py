@@ -72,6 +72,11 @@ def score_budget_bytes() -> int:
     return 512 << 20 if _mkl_on_other_vendor() else 16 << 20
 
 
+def default_chunk_size(n_songs: int) -> int:
+    """Users per chunk when `chunk_size` is not given: as many as fit `score_budget_bytes()`, 64 to 4096."""
+    return int(np.clip(score_budget_bytes() // (4 * max(n_songs, 1)), 64, 4096))
+
+
 def _mkl_on_other_vendor() -> bool:
     """Whether torch's BLAS is MKL and the CPU is not Intel's."""
     return "BLAS_INFO=mkl" in torch.__config__.show() and "GenuineIntel" not in _cpu_description()
@@ -143,9 +148,9 @@ def evaluate_scorer(
         split: Which held-out matrix holds the relevant songs.
         slice: "warm" (non-cold songs) or "cold" (cold-start songs only).
         ks: Cut-offs K.
-        chunk_size: Most users scored at once; by default as many as fit `score_budget_bytes()`
-            (64 to 4096). The users are split into chunks of equal size (to one user), so that no
-            chunk is left with a few users, for which a BLAS may round scores differently.
+        chunk_size: Most users scored at once; by default `default_chunk_size(n_songs)`. The users
+            are split into chunks of equal size (to one user), so that no chunk is left with a few
+            users, for which a BLAS may round scores differently.
         n_bootstrap: Bootstrap resamples for the CIs; 0 leaves them NaN.
         seed: Seed of the bootstrap.
         model: Name recorded in the result.
@@ -158,7 +163,7 @@ def evaluate_scorer(
     users = np.flatnonzero(np.diff(relevance.indptr))
     keys = metric_keys(ks)
     if chunk_size is None:
-        chunk_size = int(np.clip(score_budget_bytes() // (4 * max(data.n_songs, 1)), 64, 4096))
+        chunk_size = default_chunk_size(data.n_songs)
     n_chunks = max(-(-len(users) // chunk_size), 1)
     chunk_size = max(-(-len(users) // n_chunks), 1)  # chunks of equal size, none left with a few users
     songs = _SliceSongs(candidates, data.n_songs)
