@@ -4,16 +4,21 @@ as the mean over seeds with a 95% CI that resamples seeds and then users.
 A split seed redraws which of each user's interactions go to train, validation and test (with the
 fractions of the dataset's `splits/meta.json`); settings are not retuned per seed. Only users with
 test songs in every seed enter the CI (`evaluation.comparisons.bootstrap_seeds_users`); the mean
-is over each seed's own users, as a single-seed leaderboard reports it.
+is over each seed's own users, as a single-seed leaderboard reports it. Each finished fit can be
+saved at once (`FinishedFits`), so that an interrupted run of hours loses none, and read back by the next.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +26,7 @@ from evaluation.comparisons import Pair, bootstrap_seeds_users
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from recommenders.base import Recommender, training_only
 from songdata import SongDataset
+from songdata.atomic_files import replace_atomically
 from songdata.interactions import InteractionData
 from songdata.splits import SplitConfig, split_interactions
 
@@ -41,30 +47,93 @@ def resplit(dataset: SongDataset, seed: int) -> InteractionData:
     return InteractionData.from_tables(dataclasses.replace(dataset.tables, splits=splits, split_meta=split_meta))
 
 
+class FinishedFits:
+    """Each (split seed, model) result saved as it finishes, one `.npz` per fit under `folder`.
+
+    With `resume`, a fit whose interactions (all three splits, `InteractionData.fingerprint`), settings
+    and cut-offs match a saved one is read back instead of refitted. Resuming is asked for, never implied,
+    so that a run after a change to the code cannot pick up results the old code computed.
+    """
+
+    def __init__(self, folder: str | Path, resume: bool = False) -> None:
+        self.folder, self.resume = Path(folder), resume
+
+    def path(self, seed: int, fingerprint: str, settings: dict[str, Any], ks: Sequence[int]) -> Path:
+        key = json.dumps([fingerprint, settings, sorted(ks)], sort_keys=True, default=str)
+        return self.folder / f"seed-{seed}" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
+    def load(self, path: Path) -> tuple[SliceResult, dict[str, float]] | None:
+        """The saved result and its fit and evaluation seconds; None when not resuming or not saved."""
+        if not self.resume or not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                summary = json.loads(str(saved["summary"]))
+                per_user = {key: saved[f"per_user.{key}"] for key in summary["per_user"]}
+                users, n_relevant = saved["user_indices"], saved["n_relevant"]
+            result = SliceResult(summary["model"], summary["split"], summary["slice"], summary["n_users"],
+                                 summary["n_candidates"], summary["metrics"], summary["ci95"], users, n_relevant,
+                                 per_user)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("%s: unreadable saved fit (%s); it is fitted again", path, error)
+            return None
+        return result, {"fit_s": summary["fit_s"], "eval_s": summary["eval_s"]}
+
+    def save(self, path: Path, result: SliceResult, settings: dict[str, Any], seconds: dict[str, float]) -> None:
+        summary = {**result.to_dict(), **seconds, "settings": settings, "per_user": sorted(result.per_user)}
+        arrays = {"summary": np.array(json.dumps(summary, default=str)), "user_indices": result.user_indices,
+                  "n_relevant": result.n_relevant, **{f"per_user.{k}": v for k, v in result.per_user.items()}}
+        replace_atomically(path, lambda f: np.savez(f, **arrays))
+
+
 def evaluate_over_seeds(
     baselines: Sequence[Recommender], dataset: SongDataset, seeds: Sequence[int], ks: Sequence[int],
-    show_progress: bool = True,
-) -> tuple[dict[str, list[SliceResult]], dict[str, dict[str, list[float]]]]:
-    """Per model, one test/warm result per seed, and per model the fit and evaluation seconds per seed."""
+    show_progress: bool = True, finished: FinishedFits | None = None, settings: Sequence[dict[str, Any]] = (),
+) -> tuple[dict[str, list[SliceResult]], dict[str, dict[str, list[float]]], dict[str, list[int]]]:
+    """Per model, one test/warm result per seed; per model the fit and evaluation seconds per seed; and per
+    model the seeds whose fit `finished` held (read back, not refitted).
+
+    With `finished`, `settings` holds each baseline's settings (class path and init arguments), part of
+    the key its saved fits are found by.
+    """
+    if finished is not None and len(settings) != len(baselines):
+        raise ValueError(f"saving fits needs the settings of each of the {len(baselines)} baselines")
     results: dict[str, list[SliceResult]] = {}
     seconds: dict[str, dict[str, list[float]]] = {}
+    reused: dict[str, list[int]] = {}
     for seed in seeds:
         data = resplit(dataset, seed)
-        for baseline in baselines:
-            model = copy.deepcopy(baseline)
-            clock = time.perf_counter()
-            model.fit(training_only(data))
-            fit_s = time.perf_counter() - clock
-            result = evaluate_scorer(model.score, data, "test", "warm", ks, n_bootstrap=0, model=model.name,
-                                     show_progress=show_progress)
-            eval_s = time.perf_counter() - clock - fit_s
-            log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs)", seed, model.name,
-                     result.metrics.get("ndcg@10", float("nan")), fit_s, eval_s)
-            results.setdefault(model.name, []).append(result)
-            timing = seconds.setdefault(model.name, {"fit_s": [], "eval_s": []})
-            timing["fit_s"].append(round(fit_s, 3))
-            timing["eval_s"].append(round(eval_s, 3))
-    return results, seconds
+        fingerprint = data.fingerprint(("train", "val", "test")) if finished is not None else ""
+        for index, baseline in enumerate(baselines):
+            path = finished.path(seed, fingerprint, settings[index], ks) if finished is not None else None
+            saved = finished.load(path) if finished is not None else None
+            if saved is not None:
+                result, timing = saved
+                reused.setdefault(result.model, []).append(seed)
+            else:
+                result, timing = _fit_and_rank(baseline, data, ks, show_progress)
+                if finished is not None:
+                    finished.save(path, result, settings[index], timing)
+            log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs%s)", seed, result.model,
+                     result.metrics.get("ndcg@10", float("nan")), timing["fit_s"], timing["eval_s"],
+                     ", saved earlier" if saved is not None else "")
+            results.setdefault(result.model, []).append(result)
+            times = seconds.setdefault(result.model, {"fit_s": [], "eval_s": []})
+            times["fit_s"].append(timing["fit_s"])
+            times["eval_s"].append(timing["eval_s"])
+    return results, seconds, reused
+
+
+def _fit_and_rank(
+    baseline: Recommender, data: InteractionData, ks: Sequence[int], show_progress: bool
+) -> tuple[SliceResult, dict[str, float]]:
+    model = copy.deepcopy(baseline)
+    clock = time.perf_counter()
+    model.fit(training_only(data))
+    fit_s = time.perf_counter() - clock
+    result = evaluate_scorer(model.score, data, "test", "warm", ks, n_bootstrap=0, model=model.name,
+                             show_progress=show_progress)
+    return result, {"fit_s": round(fit_s, 3), "eval_s": round(time.perf_counter() - clock - fit_s, 3)}
 
 
 def seed_row(name: str, per_seed: Sequence[SliceResult], n_bootstrap: int, seed: int) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import importlib
 import itertools
 import json
@@ -86,20 +85,6 @@ def load_tuning_data(dataset: SongDataset) -> InteractionData:
     seen_users = set(splits["train"]["user_id"]) | set(splits["val"]["user_id"])
     interactions = tables.interactions[tables.interactions["user_id"].isin(seen_users)]
     return InteractionData.from_tables(dataclasses.replace(tables, interactions=interactions, splits=splits))
-
-
-def split_fingerprint(data: InteractionData) -> str:
-    """SHA-256 of the users, songs, and train and validation interactions (with their weights): trials
-    scored on equal fingerprints are interchangeable, whatever folder the dataset was read from."""
-    digest = hashlib.sha256()
-    for ids in (data.user_ids, data.catalog["song_id"].astype(str)):
-        digest.update("\n".join(ids).encode() + b"\0")
-    for matrix in (data.train, data.val):
-        matrix = matrix.tocsr()
-        matrix.sort_indices()
-        for array in (np.asarray(matrix.shape), matrix.indptr, matrix.indices, matrix.data):
-            digest.update(np.ascontiguousarray(array, dtype=np.float64 if array is matrix.data else np.int64).tobytes())
-    return digest.hexdigest()
 
 
 def candidate_settings(search: SearchSpace, budget: int, seed: int) -> list[dict[str, Any]]:
@@ -194,12 +179,12 @@ def tune_all(
     the best 2..`fuse_top` models at their best settings (`FUSION`; none when `fuse_top` < 2).
 
     With `record` (a trials file), every finished trial is written there at once, and the trials it
-    already holds for the same interactions (`split_fingerprint`) are reused: an interrupted search
+    already holds for the same interactions (`InteractionData.fingerprint`) are reused: an interrupted search
     resumes where it stopped. Trials this search leaves out (a model skipped, a grid narrowed) stay in
     the record, since each cost a fit. `dataset` is recorded beside them, to say where they came from.
     """
     ks = sorted({int(metric.split("@")[1]), 10})
-    fingerprint = split_fingerprint(data)
+    fingerprint = data.fingerprint(("train", "val"))
     done = {trial_key(t.class_path, t.init_args): t for t in read_trials(record, fingerprint)} if record else {}
     if done:
         log.info("%s: %d finished trial(s) of an earlier run are reused", record, len(done))

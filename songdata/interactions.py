@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,6 +63,19 @@ class InteractionData:
     @property
     def n_songs(self) -> int:
         return len(self.catalog)
+
+    def fingerprint(self, splits: Sequence[str] = ("train", "val")) -> str:
+        """SHA-256 of the users, songs, and the named split matrices (with their weights): results computed
+        on equal fingerprints are interchangeable, whatever folder the dataset was read from."""
+        digest = hashlib.sha256()
+        for ids in (self.user_ids, self.catalog["song_id"].astype(str)):
+            digest.update("\n".join(ids).encode() + b"\0")
+        for name in splits:
+            matrix = getattr(self, name).tocsr()
+            matrix.sort_indices()
+            for array in (np.asarray(matrix.shape), matrix.indptr, matrix.indices, matrix.data):
+                digest.update(np.ascontiguousarray(array, np.float64 if array is matrix.data else np.int64).tobytes())
+        return digest.hexdigest()
 
     @classmethod
     def from_tables(

@@ -1,6 +1,9 @@
 """evaluate_seeds.py: the same dataset over several split seeds, mean over seeds with a seeds × users CI."""
 
 import json
+import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,3 +61,55 @@ def test_configured_pairs_replace_the_default_comparison(dataset, tmp_path):  # 
                                "--data.root", str(dataset), "--split_seeds", "[0, 1]", "--out", str(tmp_path / "r")])
     pairs = json.loads((out / "comparisons.json").read_text())
     assert {(p["a"], p["b"]) for p in pairs} == {("random", "popularity")} and all(p["n_seeds"] == 2 for p in pairs)
+
+
+def test_an_interrupted_run_resumes_from_its_saved_fits(dataset, tmp_path, monkeypatch, caplog):  # noqa: F811
+    from recommenders import ItemKNNRecommender
+
+    def baselines(neighbours: int) -> dict:
+        return {"baselines": [{"class_path": "recommenders.PopularityRecommender"},
+                              {"class_path": "recommenders.ItemKNNRecommender",
+                               "init_args": {"neighbours": neighbours}}],
+                "run_dirs": [], "hybrid": {"enabled": False}, "generative": {"enabled": False}, "wandb": False,
+                "n_bootstrap": 50, "show_progress": False}
+
+    def run(neighbours: int, *extra: str) -> Path:
+        (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(baselines(neighbours)))
+        return evaluate_seeds.main(["--config", "eval.yaml", "--config", str(tmp_path / "seeds.yaml"),
+                                    "--data.root", str(dataset), "--out", str(tmp_path / "r"), *extra])
+
+    fitted, real_fit = [], ItemKNNRecommender.fit
+
+    def fit(self, data):
+        fitted.append(data.train.nnz)
+        if len(fitted) == 2 and crash:  # the second split's fit dies, as a run cut off would
+            raise KeyboardInterrupt
+        return real_fit(self, data)
+
+    monkeypatch.setattr(ItemKNNRecommender, "fit", fit)
+    crash = True
+    with pytest.raises(KeyboardInterrupt):
+        run(20, "--split_seeds", "[0, 1]")
+    assert len(list((tmp_path / "r" / "fits").rglob("*.npz"))) == 3  # both models of seed 0, popularity of seed 1
+    crash, fitted[:] = False, []
+    out = run(20, "--split_seeds", "[0, 1]", "--resume", "true")
+    assert len(fitted) == 1  # only item-KNN on seed 1 is fitted again
+    assert json.loads((out / "run.json").read_text())["reused_fits"] == {"popularity": [0, 1], "itemknn": [0]}
+    resumed = json.loads((out / "leaderboard.json").read_text())
+
+    fitted[:] = []
+    shutil.rmtree(out)
+    fresh = json.loads((run(20, "--split_seeds", "[0, 1]") / "leaderboard.json").read_text())
+    assert len(fitted) == 2 and fresh == resumed  # the same rows as an uninterrupted run, CIs included
+    fitted[:] = []
+    run(20, "--split_seeds", "[0, 1]")  # without --resume nothing saved is read back
+    assert len(fitted) == 2
+    fitted[:] = []
+    run(10, "--split_seeds", "[0, 1, 2]", "--resume", "true")  # other settings, another split: all fitted
+    assert len(fitted) == 3
+    damaged, kept = sorted((tmp_path / "r" / "fits" / "seed-2").glob("*.npz"))
+    damaged.write_bytes(b"not a zip")  # a damaged file is named, then its model is fitted again
+    caplog.set_level(logging.WARNING)
+    reused = json.loads((run(10, "--split_seeds", "[2]", "--resume", "true") / "run.json").read_text())["reused_fits"]
+    assert f"{damaged}: unreadable saved fit" in caplog.text and list(reused.values()) == [[2]]
+    assert np.load(damaged)["user_indices"].size > 0  # saved again, whole

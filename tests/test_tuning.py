@@ -13,7 +13,7 @@ from jsonargparse import ArgumentError
 import tune
 from configs import command_line
 from evaluate import build_parser as evaluate_parser
-from evaluation.tuning import TUNING_SPLITS, SearchSpace, candidate_settings, load_tuning_data, split_fingerprint
+from evaluation.tuning import TUNING_SPLITS, SearchSpace, candidate_settings, load_tuning_data
 from songdata import SongDataset
 from songdata.dataset import write_tables
 from songdata.splits import SplitConfig, write_splits
@@ -134,13 +134,13 @@ def test_an_interrupted_search_keeps_its_trials_and_resumes_where_it_stopped(dat
 
 def test_trials_of_other_interactions_are_not_reused(dataset):
     folder = SongDataset(dataset, split_names=TUNING_SPLITS)
-    same = split_fingerprint(load_tuning_data(folder))
-    assert same == split_fingerprint(load_tuning_data(SongDataset(dataset, split_names=TUNING_SPLITS)))
+    same = load_tuning_data(folder).fingerprint()
+    assert same == load_tuning_data(SongDataset(dataset, split_names=TUNING_SPLITS)).fingerprint()
     data = load_tuning_data(folder)
     data.train.data[0] += 1.0  # one listening count changed
-    assert split_fingerprint(data) != same
+    assert data.fingerprint() != same
     data.catalog.loc[0, "song_id"] = "sö 1"  # ids need not be ASCII
-    assert split_fingerprint(data) != same
+    assert data.fingerprint() != same
 
 
 def test_skipped_models_are_neither_fitted_nor_written(dataset, tmp_path):
