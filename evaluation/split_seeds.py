@@ -103,16 +103,16 @@ def evaluate_over_seeds(
     reused: dict[str, list[int]] = {}
     for seed in seeds:
         data = resplit(dataset, seed)
-        fingerprint = data.fingerprint(("train", "val", "test")) if finished is not None else ""
+        fingerprint = data.fingerprint(("train", "val", "test")) if finished else ""
         for index, baseline in enumerate(baselines):
-            path = finished.path(seed, fingerprint, settings[index], ks) if finished is not None else None
-            saved = finished.load(path) if finished is not None else None
+            path = finished.path(seed, fingerprint, settings[index], ks) if finished else None
+            saved = finished.load(path) if path else None
             if saved is not None:
                 result, timing = saved
                 reused.setdefault(result.model, []).append(seed)
             else:
                 result, timing = _fit_and_rank(baseline, data, ks, show_progress)
-                if finished is not None:
+                if path:
                     finished.save(path, result, settings[index], timing)
             log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs%s)", seed, result.model,
                      result.metrics.get("ndcg@10", float("nan")), timing["fit_s"], timing["eval_s"],
