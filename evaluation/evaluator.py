@@ -32,7 +32,7 @@ import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,9 +41,6 @@ from tqdm.auto import tqdm
 
 from evaluation.metrics import bootstrap_ci, metric_keys, ranking_metrics
 from songdata.interactions import InteractionData
-
-if TYPE_CHECKING:
-    from recommenders.base import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -182,28 +179,6 @@ def evaluate_scorer(
         for k in ks:
             covered[k][ids[:, :k][valid[:, :k]]] = True
     return _summarise(per_user, keys, covered, users, relevance, candidates, n_bootstrap, seed, model, split, slice)
-
-
-def evaluate_recommender(
-    recommender: Recommender,
-    data: InteractionData,
-    split: Split = "test",
-    slices: Sequence[Slice] = ("warm", "cold"),
-    **kwargs,
-) -> dict[str, SliceResult]:
-    """Evaluate a fitted recommender on each slice; the cold slice is skipped when it cannot rank cold songs.
-
-    Keyword arguments go to `evaluate_scorer`.
-    """
-    results = {}
-    for name in slices:
-        if name == "cold" and not recommender.can_rank_cold:
-            log.info("%s cannot rank cold-start songs: cold slice skipped", recommender.name)
-            continue
-        results[name] = evaluate_scorer(
-            recommender.score, data, split=split, slice=name, model=recommender.name, **kwargs
-        )
-    return results
 
 
 def _slice_matrices(

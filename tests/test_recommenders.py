@@ -9,7 +9,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from evaluation.evaluator import evaluate_recommender, evaluate_scorer
+from evaluation.evaluator import evaluate_scorer
+from evaluation.leaderboard import CANNOT_RANK_COLD, evaluate_models
 from recommenders import (
     ALSRecommender,
     BPRRecommender,
@@ -113,7 +114,8 @@ def test_embeddings_rank_cold_songs_and_collaborative_models_cannot(world):
     als = FACTORIES["als"](0).fit(world)
     assert not als.can_rank_cold and not Word2VecRecommender().can_rank_cold and not BPRRecommender().can_rank_cold
     assert torch.isinf(als.score(np.arange(5))[:, world.cold_songs]).all()
-    assert set(evaluate_recommender(als, world, show_progress=False)) == {"warm"}
+    rows, _ = evaluate_models({"als": als}, world, ks=(10,), n_bootstrap=0, seed=0, show_progress=False)
+    assert [(row["slice"], row.get("note")) for row in rows] == [("warm", None), ("cold", CANNOT_RANK_COLD)]
     # ALS cannot rank cold songs, so the hybrid orders them as the embedding does.
     hybrid = HybridRecommender([als, embedding], fit_components=False)
     assert hybrid.can_rank_cold
