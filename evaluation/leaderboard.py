@@ -38,7 +38,7 @@ from evaluation.comparisons import Pair, write_single_run_comparisons
 from evaluation.evaluator import evaluate_scorer
 from evaluation.generative_stage import GenerativeConfig, add_taste_metrics, run_generative_stage
 from evaluation.metrics import METRIC_NAMES, metric_keys
-from evaluation.reports import SLICES, Report, has_ci, note_row, result_row, sort_rows, write_reports
+from evaluation.reports import SLICES, Report, has_ci, note_row, result_row, sort_rows, unique_name, write_reports
 from evaluation.wandb_report import log_leaderboard
 from recommenders.base import Recommender, training_only
 from recommenders.embedding import EmbeddingRecommender
@@ -330,18 +330,6 @@ def content_embeddings(
     log.info("%s: embedding %d songs with %s (%s, %s)", name, len(dataset.catalog), checkpoint, fuse, device)
     recommender = ContentRecommender(str(checkpoint), fuse=fuse, name=name, device=device)
     return recommender.song_embeddings_for(training_only(dataset.interactions)), dict(recommender.skipped)
-
-
-def unique_name(name: str, taken: dict, suffix: str | None = None) -> str:
-    """`name`, or `name:suffix` / `name-2`, ... when a model already has it."""
-    if name not in taken:
-        return name
-    if suffix and f"{name}:{suffix}" not in taken:
-        return f"{name}:{suffix}"
-    n = 2
-    while f"{name}-{n}" in taken:
-        n += 1
-    return f"{name}-{n}"
 
 
 def _timed_fit(model: Recommender, data: InteractionData, seconds: dict[str, float]) -> Recommender:

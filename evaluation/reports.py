@@ -51,6 +51,18 @@ def result_row(result) -> dict:
     }
 
 
+def unique_name(name: str, taken: dict, suffix: str | None = None) -> str:
+    """`name`, or `name:suffix` / `name-2`, ... when a model already has it."""
+    if name not in taken:
+        return name
+    if suffix and f"{name}:{suffix}" not in taken:
+        return f"{name}:{suffix}"
+    n = 2
+    while f"{name}-{n}" in taken:
+        n += 1
+    return f"{name}-{n}"
+
+
 def note_row(model: str, slice_name: str, note: str) -> dict:
     """A row that holds no numbers, only why."""
     return {"model": model, "slice": slice_name, "n_users": 0, "metrics": {}, "ci95": {}, "note": note}

@@ -24,6 +24,7 @@ import numpy as np
 
 from evaluation.comparisons import Pair, bootstrap_seeds_users
 from evaluation.evaluator import SliceResult, evaluate_scorer
+from evaluation.reports import unique_name
 from recommenders.base import Recommender, training_only
 from songdata import SongDataset
 from songdata.atomic_files import replace_atomically
@@ -96,38 +97,43 @@ def evaluate_over_seeds(
     With `finished`, `settings` holds each baseline's settings (class path and init arguments), part of
     the key its saved fits are found by.
     """
+    if not seeds:
+        raise ValueError("split_seeds is empty: give at least one seed")
     if finished is not None and len(settings) != len(baselines):
         raise ValueError(f"saving fits needs the settings of each of the {len(baselines)} baselines")
-    results: dict[str, list[SliceResult]] = {}
-    seconds: dict[str, dict[str, list[float]]] = {}
+    named: dict[str, Recommender] = {}
+    for baseline in baselines:  # two settings of one model get a row each, as on the leaderboard (als, als-2)
+        named[unique_name(baseline.name, named)] = baseline
+    results: dict[str, list[SliceResult]] = {name: [] for name in named}
+    seconds = {name: {"fit_s": [], "eval_s": []} for name in named}
     reused: dict[str, list[int]] = {}
     for seed in seeds:
         data = resplit(dataset, seed)
         fingerprint = data.fingerprint(("train", "val", "test")) if finished else ""
-        for index, baseline in enumerate(baselines):
+        for index, (name, baseline) in enumerate(named.items()):
             path = finished.path(seed, fingerprint, settings[index], ks) if finished else None
             saved = finished.load(path) if path else None
             if saved is not None:
-                result, timing = saved
-                reused.setdefault(result.model, []).append(seed)
+                result, timing = dataclasses.replace(saved[0], model=name), saved[1]
+                reused.setdefault(name, []).append(seed)
             else:
-                result, timing = _fit_and_rank(baseline, data, ks, show_progress)
+                result, timing = _fit_and_rank(baseline, name, data, ks, show_progress)
                 if path:
                     finished.save(path, result, settings[index], timing)
-            log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs%s)", seed, result.model,
+            log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs%s)", seed, name,
                      result.metrics.get("ndcg@10", float("nan")), timing["fit_s"], timing["eval_s"],
                      ", saved earlier" if saved is not None else "")
-            results.setdefault(result.model, []).append(result)
-            times = seconds.setdefault(result.model, {"fit_s": [], "eval_s": []})
-            times["fit_s"].append(timing["fit_s"])
-            times["eval_s"].append(timing["eval_s"])
+            results[name].append(result)
+            seconds[name]["fit_s"].append(timing["fit_s"])
+            seconds[name]["eval_s"].append(timing["eval_s"])
     return results, seconds, reused
 
 
 def _fit_and_rank(
-    baseline: Recommender, data: InteractionData, ks: Sequence[int], show_progress: bool
+    baseline: Recommender, name: str, data: InteractionData, ks: Sequence[int], show_progress: bool
 ) -> tuple[SliceResult, dict[str, float]]:
     model = copy.deepcopy(baseline)
+    model.name = name
     clock = time.perf_counter()
     model.fit(training_only(data))
     fit_s = time.perf_counter() - clock

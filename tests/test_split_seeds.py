@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 import evaluate_seeds
-from evaluation.split_seeds import resplit
+from evaluation.split_seeds import evaluate_over_seeds, resplit
+from recommenders import PopularityRecommender
 from songdata import SongDataset
 from tests.test_tuning import dataset  # noqa: F401  (the fixture: a 60-user world written to disk)
 
@@ -20,6 +21,15 @@ def test_each_split_seed_redraws_the_split_with_the_same_fractions(dataset):  # 
     first, again, other = resplit(folder, 0), resplit(folder, 0), resplit(folder, 1)
     assert (first.test != again.test).nnz == 0 and (first.test != other.test).nnz > 0
     assert first.train.nnz == other.train.nnz and first.test.nnz == other.test.nnz
+
+
+def test_two_settings_of_one_model_get_a_row_each(dataset):  # noqa: F811
+    models = [PopularityRecommender(), PopularityRecommender(weighted=True)]
+    results, seconds, _ = evaluate_over_seeds(models, SongDataset(dataset), [0, 1], [10], show_progress=False)
+    assert {name: len(r) for name, r in results.items()} == {"popularity": 2, "popularity-2": 2}
+    assert [r.model for r in results["popularity-2"]] == ["popularity-2"] * 2 and len(seconds) == 2
+    with pytest.raises(ValueError, match="split_seeds is empty"):
+        evaluate_over_seeds(models, SongDataset(dataset), [], [10])
 
 
 def test_leaderboard_over_split_seeds_reports_the_mean_its_ci_and_timings(dataset, tmp_path):  # noqa: F811
