@@ -43,6 +43,8 @@ def main(args: list[str] | None = None) -> Path:
     config = parser.parse_args(command_line(args))
     with settings_errors("evaluate_seeds.py settings"):
         init = parser.instantiate(config)
+        if not init.split_seeds:
+            raise ValueError("--split_seeds is empty: give at least one seed")
     dataset = SongDataset(dataset_root(init.data.root))
     out = Path(init.out) if init.out else default_out(dataset).with_name(f"{dataset.name}-seeds")
     clock = time.perf_counter()

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import evaluate_seeds
+from configs.errors import UserError
 from evaluation.split_seeds import evaluate_over_seeds, resplit
 from recommenders import PopularityRecommender
 from songdata import SongDataset
@@ -30,6 +31,8 @@ def test_two_settings_of_one_model_get_a_row_each(dataset):  # noqa: F811
     assert [r.model for r in results["popularity-2"]] == ["popularity-2"] * 2 and len(seconds) == 2
     with pytest.raises(ValueError, match="split_seeds is empty"):
         evaluate_over_seeds(models, SongDataset(dataset), [], [10])
+    with pytest.raises(UserError, match="evaluate_seeds.py settings: --split_seeds is empty"):
+        evaluate_seeds.main(["--config", "eval.yaml", "--data.root", str(dataset), "--split_seeds", "[]"])
 
 
 def test_leaderboard_over_split_seeds_reports_the_mean_its_ci_and_timings(dataset, tmp_path):  # noqa: F811
