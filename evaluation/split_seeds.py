@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class FinishedFits:
             result = SliceResult(summary["model"], summary["split"], summary["slice"], summary["n_users"],
                                  summary["n_candidates"], summary["metrics"], summary["ci95"], users, n_relevant,
                                  per_user)
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             log.warning("%s: unreadable saved fit (%s); it is fitted again", path, error)
             return None
         return result, {"fit_s": summary["fit_s"], "eval_s": summary["eval_s"]}
