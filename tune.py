@@ -7,8 +7,9 @@ Each model of `models` is fitted on the training split for a grid of its `space`
 is larger than the budget, a seeded random sample of it) and scored on the validation split; the
 test split is never read. The best setting of each model (by `metric`) goes to `--out` (default
 `configs/tuned/<dataset name>.yaml`), read by `evaluate.py --config eval.yaml --config tuned/<name>.yaml`,
-with every trial in `<out>.trials.json`. Then z-score fusions (`HybridRecommender`) of the best 2, 3, ...
-`--fuse_top` models, each at its best setting, are scored the same way and the best one is written too.
+with every trial in `<out>.trials.json`. Then a z-score fusion (`HybridRecommender`) of up to `--fuse_max`
+models, each at its best setting, is grown greedily from the best one: each round adds the model and weight
+(of `--fuse_weights`) that raise the metric most, until none does; the best fusion is written too.
 That file is written after every trial, and a re-run on the same train and validation interactions
 (a fingerprint of them, not the folder's path) reuses the trials it holds: an interrupted search resumes
 where it stopped. Give another `--out` (or move the trials file away) to search afresh.
@@ -44,8 +45,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--budget", type=int, default=20, help="Trials per model unless its search sets `budget`.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random sample of a grid larger than the budget.")
     parser.add_argument(
-        "--fuse_top", type=int, default=3,
-        help="Then try z-score fusions of the best 2..N tuned models at their best settings; < 2 = none.",
+        "--fuse_max", type=int, default=3,
+        help="Then grow a z-score fusion of up to N tuned models at their best settings; < 2 = none.",
+    )
+    parser.add_argument(
+        "--fuse_weights", type=list[float], default=[1.0],
+        help="Weights tried for each model the fusion adds (the first model weighs 1).",
     )
     parser.add_argument(
         "--skip", type=list[str], default=[],
@@ -80,7 +85,8 @@ def main(args: list[str] | None = None) -> Path:
     out = Path(config.out) if config.out else CONFIG_DIR / "tuned" / f"{dataset.name}.yaml"
     data = load_tuning_data(dataset)
     record = out.with_suffix(".trials.json")
-    trials = tune_all(searches, data, config.metric, config.budget, config.seed, dataset.root, record, config.fuse_top)
+    trials = tune_all(searches, data, config.metric, config.budget, config.seed, dataset.root, record, config.fuse_max,
+                      config.fuse_weights)
     write_tuned_config(trials, config.metric, dataset.root, out)
     print(f"tuned settings written to {out} (trials: {out.with_suffix('.trials.json')})")
     return out

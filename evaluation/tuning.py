@@ -3,8 +3,9 @@
 `tune.py` calls `tune_all`: for each model, a grid (when it has no more points than the budget)
 or a seeded random sample of the grid is fitted on the training split (through
 `training_only`) and scored on the validation split; the best setting of each model by the
-chosen metric is written as a config file whose `baselines:` list `evaluate.py` reads. Z-score
-fusions of the best few models, each at its best setting, are scored last and the best joins the list.
+chosen metric is written as a config file whose `baselines:` list `evaluate.py` reads. A z-score
+fusion of the best models at their best settings, chosen greedily with weights (`tune_fusion`), is
+scored last and joins the list.
 Every trial is written to a trials file as it finishes, with a fingerprint of the train and validation
 interactions it was scored on; a re-run on the same interactions (wherever the folder lies) reuses them.
 
@@ -34,6 +35,7 @@ from tqdm.auto import tqdm
 from configs import CONFIG_DIR
 from evaluation.evaluator import evaluate_scorer
 from recommenders.base import Recommender, training_only
+from recommenders.hybrid import HybridRecommender
 from songdata import InteractionData, SongDataset
 from songdata.atomic_files import write_json_atomic
 from songdata.dataset import SPLIT_COLUMNS
@@ -110,23 +112,91 @@ def build(class_path: str, init_args: dict[str, Any]) -> Recommender:
     return getattr(importlib.import_module(module), name)(**init_args)
 
 
-def fusion_settings(trials: dict[str, list[Trial]], metric: str, top: int) -> list[dict[str, Any]]:
-    """Z-score fusions (`HybridRecommender`) of the best 2, 3, ..., `top` models, each at its best setting."""
-    best = sorted((best_trial(t, metric) for path, t in trials.items() if path != FUSION),
-                  key=lambda trial: -trial.metrics[metric])
-    members = [{"class_path": t.class_path, **({"init_args": t.init_args} if t.init_args else {})} for t in best]
-    return [{"components": members[:n], "fusion": "zscore"} for n in range(2, min(top, len(members)) + 1)]
-
-
 def run_trial(class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
     """Fit one setting on the training split (held-out matrices refused) and score the validation split."""
     model = build(class_path, init_args)
     clock = time.perf_counter()
     model.fit(training_only(data))
-    fit_s = time.perf_counter() - clock
+    return score_on_validation(model, class_path, init_args, data, ks, fit_s=time.perf_counter() - clock)
+
+
+def score_on_validation(
+    model: Recommender, class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int],
+    fit_s: float,
+) -> Trial:
+    """The trial of a fitted model: its validation metrics (no CIs) and the time they took."""
+    clock = time.perf_counter()
     result = evaluate_scorer(model.score, data, "val", "warm", ks, n_bootstrap=0, model=model.name, show_progress=False)
     metrics = {key: float(value) for key, value in result.metrics.items()}
-    return Trial(class_path, _plain(init_args), metrics, fit_s, time.perf_counter() - clock - fit_s)
+    return Trial(class_path, _plain(init_args), metrics, fit_s, time.perf_counter() - clock)
+
+
+class FusionMembers:
+    """The models a fusion search combines, each fitted once on the training split (on first use) however
+    many fusions it joins; a fusion's `fit_s` is the sum of its members' fits, what fitting it costs."""
+
+    def __init__(self, data: InteractionData) -> None:
+        self.data = data
+        self.fitted: dict[str, tuple[Recommender, float]] = {}
+
+    def member(self, spec: dict[str, Any]) -> tuple[Recommender, float]:
+        key = trial_key(spec["class_path"], spec.get("init_args", {}))
+        if key not in self.fitted:
+            model = build(spec["class_path"], spec.get("init_args", {}))
+            clock = time.perf_counter()
+            model.fit(training_only(self.data))
+            self.fitted[key] = model, time.perf_counter() - clock
+        return self.fitted[key]
+
+    def run_trial(self, class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
+        members = [self.member(spec) for spec in init_args["components"]]
+        fusion = HybridRecommender([model for model, _ in members], fusion=init_args["fusion"],
+                                   weights=init_args.get("weights"), fit_components=False)
+        return score_on_validation(fusion, class_path, init_args, data, ks, fit_s=sum(seconds for _, seconds in members))
+
+
+def fusion_setting(members: Sequence[Trial], weights: Sequence[float]) -> dict[str, Any]:
+    """A z-score `HybridRecommender` of `members` at their settings; `weights` are left out when all 1."""
+    components = [{"class_path": t.class_path, **({"init_args": t.init_args} if t.init_args else {})} for t in members]
+    setting: dict[str, Any] = {"components": components, "fusion": "zscore"}
+    if any(w != 1.0 for w in weights):
+        setting["weights"] = [float(w) for w in weights]
+    return setting
+
+
+def tune_fusion(
+    trials: dict[str, list[Trial]], data: InteractionData, metric: str, ks: Sequence[int], max_members: int,
+    weights: Sequence[float], done: dict[str, Trial] | None = None, on_trial: Callable[[Trial], None] | None = None,
+) -> list[Trial]:
+    """Greedy forward selection of a z-score fusion (Caruana et al., 2004): start from the best model at
+    its best setting; each round tries adding every other model at its best setting with each weight of
+    `weights` (the first model weighs 1) and keeps the addition that raises `metric` most; it stops when
+    none raises it or `max_members` are in. Weights matter because z-scores over the whole catalog put
+    one model's top songs many more deviations above its mean than another's (HetRec: ALS's top 10 at
+    about 17, Word2Vec's at about 4), so at equal weights the first model alone decides the top.
+    Returns every fusion tried; the best of them is the selection.
+    """
+    leaders = sorted((best_trial(t, metric) for path, t in trials.items() if path != FUSION),
+                     key=lambda trial: -trial.metrics[metric])
+    members = FusionMembers(data)
+    chosen, chosen_weights, tried = leaders[:1], [1.0], []
+    score = leaders[0].metrics[metric] if leaders else -np.inf
+    while 2 <= len(leaders) and len(chosen) < max_members:
+        settings = [fusion_setting([*chosen, leader], [*chosen_weights, weight])
+                    for leader in leaders if leader not in chosen for weight in weights]
+        if not settings:
+            break
+        round_trials = tune_model(FUSION, settings, data, metric, ks, done, on_trial, run=members.run_trial)
+        tried += round_trials
+        best = best_trial(round_trials, metric)
+        if best.metrics[metric] <= score:
+            break
+        added = best.init_args["components"][-1]
+        chosen.append(next(t for t in leaders if t.class_path == added["class_path"] and t not in chosen))
+        chosen_weights = best.init_args.get("weights", [1.0] * len(chosen))
+        score = best.metrics[metric]
+        log.info("fusion: + %s (weight %g): %s %.4f", added["class_path"], chosen_weights[-1], metric, score)
+    return tried
 
 
 def _plain(args: dict[str, Any]) -> dict[str, Any]:
@@ -138,11 +208,12 @@ def _plain(args: dict[str, Any]) -> dict[str, Any]:
 def tune_model(
     class_path: str, settings: Sequence[dict[str, Any]], data: InteractionData, metric: str, ks: Sequence[int],
     done: dict[str, Trial] | None = None, on_trial: Callable[[Trial], None] | None = None,
+    run: Callable[[str, dict[str, Any], InteractionData, Sequence[int]], Trial] | None = None,
 ) -> list[Trial]:
     """Every setting of one model, with a progress bar that shows the best so far.
 
     A setting found in `done` (keyed by `trial_key`, e.g. from an interrupted run) is reused, not refitted;
-    `on_trial` sees every trial as it finishes.
+    `on_trial` sees every trial as it finishes; `run` fits and scores one setting (default `run_trial`).
     """
     trials: list[Trial] = []
     short = class_path.rpartition(".")[2]
@@ -152,7 +223,7 @@ def tune_model(
         if previous is not None and metric in previous.metrics:
             trials.append(previous)
         else:
-            trials.append(run_trial(class_path, init_args, data, ks))
+            trials.append((run or run_trial)(class_path, init_args, data, ks))
             log.info("%s %s: %s %.4f (fit %.1fs)", short, _plain(init_args), metric, trials[-1].metrics[metric],
                      trials[-1].fit_s)
         if on_trial is not None:
@@ -173,10 +244,10 @@ def best_trial(trials: Sequence[Trial], metric: str) -> Trial:
 
 def tune_all(
     searches: Sequence[SearchSpace], data: InteractionData, metric: str, budget: int, seed: int,
-    dataset: Path | None = None, record: Path | None = None, fuse_top: int = 3,
+    dataset: Path | None = None, record: Path | None = None, fuse_max: int = 3, fuse_weights: Sequence[float] = (1.0,),
 ) -> dict[str, list[Trial]]:
-    """Trials of every model, keyed by class path (in the order given), then of the z-score fusions of
-    the best 2..`fuse_top` models at their best settings (`FUSION`; none when `fuse_top` < 2).
+    """Trials of every model, keyed by class path (in the order given), then of a greedy z-score fusion
+    of up to `fuse_max` models at their best settings (`tune_fusion`; `FUSION`; none when `fuse_max` < 2).
 
     With `record` (a trials file), every finished trial is written there at once, and the trials it
     already holds for the same interactions (`InteractionData.fingerprint`) are reused: an interrupted search
@@ -202,9 +273,9 @@ def tune_all(
                                  done, keep)
         for s in searches
     }
-    fusions = fusion_settings(trials, metric, fuse_top)
+    fusions = tune_fusion(trials, data, metric, ks, fuse_max, fuse_weights, done, keep)
     if fusions:
-        trials[FUSION] = tune_model(FUSION, fusions, data, metric, ks, done, keep)
+        trials[FUSION] = fusions
     return trials
 
 

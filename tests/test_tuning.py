@@ -68,21 +68,59 @@ def test_tuning_reads_only_train_and_validation_and_writes_a_config_evaluate_rea
     best = max(knn, key=lambda t: t["metrics"]["ndcg@10"])
     assert tuned[1]["init_args"] == best["init_args"]
     assert tuned[2]["init_args"]["weighting"] == "binary"
-    # Fusions of the best two and the best three models, each at its best setting, best model first.
+    # A greedy fusion: the best model first, then each other model at its best setting.
     fusions = [t for t in trials if t["class_path"].endswith("HybridRecommender")]
     singles = sorted((t for t in trials if t not in fusions), key=lambda t: -t["metrics"]["ndcg@10"])
     leaders = []
     for trial in singles:
         if trial["class_path"] not in [c for c, _ in leaders]:
             leaders.append((trial["class_path"], trial["init_args"]))
-    assert [[(c["class_path"], c.get("init_args", {})) for c in f["init_args"]["components"]] for f in fusions] == [
-        leaders[:2], leaders[:3]]
+    members = [[(c["class_path"], c.get("init_args", {})) for c in f["init_args"]["components"]] for f in fusions]
+    assert members[:2] == [[leaders[0], leaders[1]], [leaders[0], leaders[2]]]
     assert tuned[3]["init_args"] == max(fusions, key=lambda t: t["metrics"]["ndcg@10"])["init_args"]
     parser = evaluate_parser()
     config = parser.parse_args(["--config", str(out), "--data.root", str(dataset)])
     assert [b.class_path for b in config.baselines] == [b["class_path"] for b in tuned]
     fusion = parser.instantiate(config).baselines[3]
     assert [type(c).__name__ for c in fusion.components] == [c.rpartition(".")[2] for c, _ in leaders[:len(fusion.components)]]
+
+
+def test_the_fusion_grows_greedily_by_model_and_weight_and_fits_each_member_once(monkeypatch):
+    """Stubbed fits and scores: A leads alone; B at weight 3 helps, then C at weight 1; D never helps."""
+    from evaluation import tuning
+
+    gain = {("m.B", 3.0): 0.02, ("m.B", 1.0): 0.005, ("m.C", 1.0): 0.01, ("m.C", 3.0): -0.01}
+    built = []
+
+    class Fitted:
+        name = "stub"
+
+        def fit(self, data):
+            return self
+
+    def score(model, class_path, init_args, data, ks, fit_s):
+        weights = init_args.get("weights", [1.0] * len(init_args["components"]))
+        added = zip((c["class_path"] for c in init_args["components"][1:]), weights[1:])
+        return tuning.Trial(class_path, init_args, {"ndcg@10": 0.5 + sum(gain.get(a, -0.05) for a in added)}, fit_s, 0.0)
+
+    monkeypatch.setattr(tuning, "build", lambda class_path, init_args: built.append(class_path) or Fitted())
+    monkeypatch.setattr(tuning, "score_on_validation", score)
+    monkeypatch.setattr(tuning, "training_only", lambda data: data)
+    single = {path: [tuning.Trial(path, {}, {"ndcg@10": value}, 1.0, 0.0)]
+              for path, value in [("m.D", 0.2), ("m.A", 0.5), ("m.C", 0.3), ("m.B", 0.4)]}
+    fusions = tuning.tune_fusion(single, None, "ndcg@10", [10], max_members=4, weights=[1.0, 3.0])
+    rounds = [[(c["class_path"] for c in f.init_args["components"]), f.init_args.get("weights")] for f in fusions]
+    assert [(list(paths), weights) for paths, weights in rounds] == [
+        (["m.A", "m.B"], None), (["m.A", "m.B"], [1.0, 3.0]), (["m.A", "m.C"], None), (["m.A", "m.C"], [1.0, 3.0]),
+        (["m.A", "m.D"], None), (["m.A", "m.D"], [1.0, 3.0]),
+        (["m.A", "m.B", "m.C"], [1.0, 3.0, 1.0]), (["m.A", "m.B", "m.C"], [1.0, 3.0, 3.0]),
+        (["m.A", "m.B", "m.D"], [1.0, 3.0, 1.0]), (["m.A", "m.B", "m.D"], [1.0, 3.0, 3.0]),
+        (["m.A", "m.B", "m.C", "m.D"], [1.0, 3.0, 1.0, 1.0]), (["m.A", "m.B", "m.C", "m.D"], [1.0, 3.0, 1.0, 3.0]),
+    ]  # and D, tried last, lowered the metric: the search stopped
+    best = tuning.best_trial(fusions, "ndcg@10")
+    assert best.init_args["weights"] == [1.0, 3.0, 1.0] and best.metrics["ndcg@10"] == pytest.approx(0.53)
+    assert sorted(built) == ["m.A", "m.B", "m.C", "m.D"]  # each member fitted once, however many fusions it joined
+    assert tuning.tune_fusion(single, None, "ndcg@10", [10], max_members=1, weights=[1.0]) == []
 
 
 def test_grid_no_larger_than_the_budget_is_searched_whole_and_a_larger_one_sampled_with_the_seed():
@@ -102,24 +140,25 @@ def test_an_interrupted_search_keeps_its_trials_and_resumes_where_it_stopped(dat
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(CONFIG))
     args = ["--config", str(tmp_path / "tune.yaml"), "--data.root", str(dataset), "--out", str(tmp_path / "tuned.yaml")]
     record = tmp_path / "tuned.trials.json"
-    run_trial, fitted = tuning.run_trial, []
+    score, fitted = tuning.score_on_validation, []  # every trial, model or fusion, is scored through it
 
-    def interrupted_after_three(class_path, init_args, *rest):
+    def interrupted_after_three(model, class_path, init_args, *rest, **kwargs):
         if len(fitted) == 3:
             raise KeyboardInterrupt
         fitted.append(init_args)
-        return run_trial(class_path, init_args, *rest)
+        return score(model, class_path, init_args, *rest, **kwargs)
 
-    monkeypatch.setattr(tuning, "run_trial", interrupted_after_three)
+    monkeypatch.setattr(tuning, "score_on_validation", interrupted_after_three)
     with pytest.raises(KeyboardInterrupt):
         tune.main(args)
     kept = yaml.safe_load(record.read_text())["trials"]
     assert len(kept) == 3 and not (tmp_path / "tuned.yaml").exists()
     fitted.clear()
-    monkeypatch.setattr(tuning, "run_trial", lambda *a: fitted.append(a[1]) or run_trial(*a))
+    monkeypatch.setattr(tuning, "score_on_validation", lambda *a, **k: fitted.append(a[2]) or score(*a, **k))
     tune.main(args)
     trials = yaml.safe_load(record.read_text())["trials"]
-    assert len(fitted) == len(trials) - 3 == 5  # 1 + 3 + 2 trials and 2 fusions, the first three reused
+    n_fusions = sum(t["class_path"].endswith("HybridRecommender") for t in trials)
+    assert len(fitted) == len(trials) - 3 == 3 + n_fusions  # 1 + 3 + 2 trials and the fusions, three reused
     assert trials[:3] == kept
     written = (tmp_path / "tuned.yaml").read_text()
     fitted.clear()
@@ -146,7 +185,7 @@ def test_trials_of_other_interactions_are_not_reused(dataset):
 def test_skipped_models_are_neither_fitted_nor_written(dataset, tmp_path):
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump({**CONFIG, "budget": 1}))
     args = ["--config", str(tmp_path / "tune.yaml"), "--data.root", str(dataset), "--out", str(tmp_path / "t.yaml")]
-    out = tune.main([*args, "--skip", "[recommenders.EASERecommender]", "--fuse_top", "0"])
+    out = tune.main([*args, "--skip", "[recommenders.EASERecommender]", "--fuse_max", "0"])
     written = [entry["class_path"] for entry in yaml.safe_load(out.read_text())["baselines"]]
     trials = yaml.safe_load(out.with_suffix(".trials.json").read_text())["trials"]
     assert written == ["recommenders.PopularityRecommender", "recommenders.ItemKNNRecommender"]
@@ -163,15 +202,16 @@ def test_a_narrower_search_keeps_the_trials_it_leaves_out(dataset, tmp_path, mon
     tune.main(args)
     record = tmp_path / "t.trials.json"
     everything = yaml.safe_load(record.read_text())["trials"]
-    run_trial, fitted = tuning.run_trial, []
-    monkeypatch.setattr(tuning, "run_trial", lambda *a: fitted.append(a[1]) or run_trial(*a))
+    score, fitted = tuning.score_on_validation, []
+    monkeypatch.setattr(tuning, "score_on_validation", lambda *a, **k: fitted.append(a[2]) or score(*a, **k))
     out = tune.main([*args, "--skip", "[recommenders.EASERecommender]"])
     kept = yaml.safe_load(record.read_text())["trials"]
     assert "recommenders.EASERecommender" not in {e["class_path"] for e in yaml.safe_load(out.read_text())["baselines"]}
     assert sum(t["class_path"] == "recommenders.EASERecommender" for t in kept) == 2  # still there, for later
     assert all(t in kept for t in everything if t["class_path"] != "recommenders.HybridRecommender")
-    tune.main(args)  # and the full search finds them again: only fusions of the new best models may be new
-    assert all(a.get("components") for a in fitted)
+    fitted.clear()
+    tune.main(args)  # and the full search finds them again: nothing is fitted anew
+    assert fitted == []
 
 
 @pytest.mark.parametrize("extra", [[], ["--config", "tune_word2vec_playlists.yaml"]])
@@ -180,4 +220,4 @@ def test_the_shipped_search_configs_parse(extra):
     searches = [SearchSpace(**model) for model in config.models]
     assert all(len(candidate_settings(s, s.budget or config.budget, 0)) > 0 for s in searches)
     if extra:  # the playlist search replaces the model list and fuses nothing
-        assert [s.class_path for s in searches] == ["recommenders.Word2VecRecommender"] and config.fuse_top == 0
+        assert [s.class_path for s in searches] == ["recommenders.Word2VecRecommender"] and config.fuse_max == 0
