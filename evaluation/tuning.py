@@ -114,10 +114,16 @@ def build(class_path: str, init_args: dict[str, Any]) -> Recommender:
 
 def run_trial(class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
     """Fit one setting on the training split (held-out matrices refused) and score the validation split."""
+    model, fit_s = fit_setting(class_path, init_args, data)
+    return score_on_validation(model, class_path, init_args, data, ks, fit_s)
+
+
+def fit_setting(class_path: str, init_args: dict[str, Any], data: InteractionData) -> tuple[Recommender, float]:
+    """One setting fitted on the training split only, and the seconds the fit took."""
     model = build(class_path, init_args)
     clock = time.perf_counter()
     model.fit(training_only(data))
-    return score_on_validation(model, class_path, init_args, data, ks, fit_s=time.perf_counter() - clock)
+    return model, time.perf_counter() - clock
 
 
 def score_on_validation(
@@ -142,10 +148,7 @@ class FusionMembers:
     def member(self, spec: dict[str, Any]) -> tuple[Recommender, float]:
         key = trial_key(spec["class_path"], spec.get("init_args", {}))
         if key not in self.fitted:
-            model = build(spec["class_path"], spec.get("init_args", {}))
-            clock = time.perf_counter()
-            model.fit(training_only(self.data))
-            self.fitted[key] = model, time.perf_counter() - clock
+            self.fitted[key] = fit_setting(spec["class_path"], spec.get("init_args", {}), self.data)
         return self.fitted[key]
 
     def run_trial(self, class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
@@ -181,21 +184,17 @@ def tune_fusion(
     members = FusionMembers(data)
     chosen, chosen_weights, tried = leaders[:1], [1.0], []
     score = leaders[0].metrics[metric] if leaders else -np.inf
-    while 2 <= len(leaders) and len(chosen) < max_members:
-        settings = [fusion_setting([*chosen, leader], [*chosen_weights, weight])
-                    for leader in leaders if leader not in chosen for weight in weights]
-        if not settings:
-            break
+    while weights and len(chosen) < min(max_members, len(leaders)):
+        additions = [(leader, weight) for leader in leaders if leader not in chosen for weight in weights]
+        settings = [fusion_setting([*chosen, leader], [*chosen_weights, weight]) for leader, weight in additions]
         round_trials = tune_model(FUSION, settings, data, metric, ks, done, on_trial, run=members.run_trial)
         tried += round_trials
         best = best_trial(round_trials, metric)
         if best.metrics[metric] <= score:
             break
-        added = best.init_args["components"][-1]
-        chosen.append(next(t for t in leaders if t.class_path == added["class_path"] and t not in chosen))
-        chosen_weights = best.init_args.get("weights", [1.0] * len(chosen))
-        score = best.metrics[metric]
-        log.info("fusion: + %s (weight %g): %s %.4f", added["class_path"], chosen_weights[-1], metric, score)
+        leader, weight = additions[round_trials.index(best)]
+        chosen, chosen_weights, score = [*chosen, leader], [*chosen_weights, weight], best.metrics[metric]
+        log.info("fusion: + %s (weight %g): %s %.4f", leader.class_path, weight, metric, score)
     return tried
 
 
