@@ -42,7 +42,7 @@ from evaluation.reports import SLICES, Report, has_ci, note_row, result_row, sor
 from evaluation.wandb_report import log_leaderboard
 from recommenders.base import Recommender, training_only
 from recommenders.embedding import EmbeddingRecommender
-from recommenders.hybrid import HybridRecommender
+from recommenders.hybrid import HybridRecommender, fit_with_shared_components, settings_key
 from songdata import InteractionData, SongDataset
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,7 @@ class Leaderboard:
         """
         fitted = FittedModels()
         train = training_only(dataset.interactions)
+        members: dict[str, tuple[Recommender, float]] = {}  # baselines by settings, for fusions to take
         for baseline in self.baselines:
             name = unique_name(baseline.name, fitted.models)
             baseline.name = name
@@ -231,7 +232,13 @@ class Leaderboard:
                 log.warning("%s skipped: the dataset has no audio shards", name)
                 fitted.skipped[name] = "the dataset has no audio shards"
                 continue
-            fitted.models[name] = _timed_fit(baseline, train, fitted.seconds)
+            key = settings_key(baseline)
+            if isinstance(baseline, HybridRecommender):
+                fitted.seconds[name] = fit_with_shared_components(baseline, train, members)
+                fitted.models[name] = baseline
+            else:
+                fitted.models[name] = _timed_fit(baseline, train, fitted.seconds)
+            members[key] = (baseline, fitted.seconds[name])
         for checkpoint in checkpoints:
             if discovered and not Path(checkpoint).is_file():
                 newer = latest_checkpoint(Path(checkpoint).parents[1])

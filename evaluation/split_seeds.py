@@ -4,7 +4,8 @@ as the mean over seeds with a 95% CI that resamples seeds and then users.
 A split seed redraws which of each user's interactions go to train, validation and test (with the
 fractions of the dataset's `splits/meta.json`); settings are not retuned per seed. Only users with
 test songs in every seed enter the CI (`evaluation.comparisons.bootstrap_seeds_users`); the mean
-is over each seed's own users, as a single-seed leaderboard reports it. Each finished fit can be
+is over each seed's own users, as a single-seed leaderboard reports it. A fusion takes those of its
+members that are rows of the same run from their fits on the same split. Each finished fit can be
 saved at once (`FinishedFits`), so that an interrupted run of hours loses none, and read back by the next.
 """
 
@@ -27,6 +28,7 @@ from evaluation.comparisons import Pair, bootstrap_seeds_users
 from evaluation.evaluator import SliceResult, evaluate_scorer
 from evaluation.reports import unique_name
 from recommenders.base import Recommender, training_only
+from recommenders.hybrid import HybridRecommender, fit_with_shared_components, settings_key
 from songdata import SongDataset
 from songdata.atomic_files import replace_atomically
 from songdata.interactions import InteractionData
@@ -108,8 +110,10 @@ def evaluate_over_seeds(
     results: dict[str, list[SliceResult]] = {name: [] for name in named}
     seconds = {name: {"fit_s": [], "eval_s": []} for name in named}
     reused: dict[str, list[int]] = {}
+    members = {settings_key(c) for b in baselines if isinstance(b, HybridRecommender) for c in b.components}
     for seed in seeds:
         data = resplit(dataset, seed)
+        fitted: dict[str, tuple[Recommender, float]] = {}  # this split's fits that a fusion has as a member
         fingerprint = data.fingerprint(("train", "val", "test")) if finished else ""
         for index, (name, baseline) in enumerate(named.items()):
             path = finished.path(seed, fingerprint, settings[index], ks) if finished else None
@@ -118,7 +122,9 @@ def evaluate_over_seeds(
                 result, timing = dataclasses.replace(saved[0], model=name), saved[1]
                 reused.setdefault(name, []).append(seed)
             else:
-                result, timing = _fit_and_rank(baseline, name, data, ks, show_progress)
+                model, result, timing = _fit_and_rank(baseline, name, data, ks, show_progress, fitted)
+                if settings_key(baseline) in members:
+                    fitted[settings_key(baseline)] = (model, timing["fit_s"])
                 if path:
                     finished.save(path, result, settings[index], timing)
             log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs%s)", seed, name,
@@ -131,16 +137,23 @@ def evaluate_over_seeds(
 
 
 def _fit_and_rank(
-    baseline: Recommender, name: str, data: InteractionData, ks: Sequence[int], show_progress: bool
-) -> tuple[SliceResult, dict[str, float]]:
+    baseline: Recommender, name: str, data: InteractionData, ks: Sequence[int], show_progress: bool,
+    fitted: dict[str, tuple[Recommender, float]],
+) -> tuple[Recommender, SliceResult, dict[str, float]]:
+    """The fitted model, its result and its seconds; a fusion takes the members `fitted` holds (see
+    `fit_with_shared_components`: its fit seconds count theirs)."""
     model = copy.deepcopy(baseline)
     model.name = name
+    if isinstance(model, HybridRecommender):
+        fit_s = fit_with_shared_components(model, training_only(data), fitted)
+    else:
+        clock = time.perf_counter()
+        model.fit(training_only(data))
+        fit_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    model.fit(training_only(data))
-    fit_s = time.perf_counter() - clock
     result = evaluate_scorer(model.score, data, "test", "warm", ks, n_bootstrap=0, model=model.name,
                              show_progress=show_progress)
-    return result, {"fit_s": round(fit_s, 3), "eval_s": round(time.perf_counter() - clock - fit_s, 3)}
+    return model, result, {"fit_s": round(fit_s, 3), "eval_s": round(time.perf_counter() - clock, 3)}
 
 
 def seed_row(name: str, per_seed: Sequence[SliceResult], n_bootstrap: int, seed: int) -> dict:

@@ -15,7 +15,7 @@ from evaluation.checkpoints import latest_checkpoint
 from evaluation.generative_stage import GenerativeConfig
 from evaluation.leaderboard import CANNOT_RANK_COLD, HybridConfig, Leaderboard
 from evaluation.reports import sort_rows, to_csv, to_markdown
-from recommenders import ALSRecommender, PopularityRecommender, RandomRecommender
+from recommenders import ALSRecommender, HybridRecommender, PopularityRecommender, RandomRecommender
 from songdata import SongDataset
 
 KS = [5, 10]
@@ -193,3 +193,17 @@ def test_latest_checkpoint_prefers_the_newest_best_then_last(tmp_path: Path) -> 
         (folder / name).touch()
         os.utime(folder / name, (1000 + i, 1000 + i))
     assert latest_checkpoint(tmp_path / "run") == folder / "best-epoch=1-step=3.ckpt"
+
+
+def test_a_configured_fusion_takes_its_members_from_their_rows(two_runs, monkeypatch) -> None:
+    fits = []
+    fit = ALSRecommender.fit
+    monkeypatch.setattr(ALSRecommender, "fit", lambda self, data: fits.append(self.factors) or fit(self, data))
+    fusion = HybridRecommender([ALSRecommender(factors=4, iterations=3), ALSRecommender(factors=6, iterations=3)],
+                               fusion="zscore")
+    board = tiny_leaderboard(baselines=[ALSRecommender(factors=4, iterations=3), fusion],
+                             hybrid=HybridConfig(enabled=False))
+    fitted = board.fit(SongDataset(two_runs[0]), checkpoints=[])
+    assert fits == [4, 6]  # the 4-factor ALS once, for its row and the fusion; the 6-factor one for the fusion
+    assert fitted.models["hybrid"].components[0] is fitted.models["als"]
+    assert fitted.seconds["hybrid"] >= fitted.seconds["als"]  # a fusion's fit time counts the member it took

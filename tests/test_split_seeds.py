@@ -12,7 +12,7 @@ import yaml
 import evaluate_seeds
 from configs.errors import UserError
 from evaluation.split_seeds import evaluate_over_seeds, resplit
-from recommenders import PopularityRecommender
+from recommenders import ALSRecommender, HybridRecommender, ItemKNNRecommender, PopularityRecommender
 from songdata import SongDataset
 from tests.test_tuning import dataset  # noqa: F401  (the fixture: a 60-user world written to disk)
 
@@ -33,6 +33,25 @@ def test_two_settings_of_one_model_get_a_row_each(dataset):  # noqa: F811
         evaluate_over_seeds(models, SongDataset(dataset), [], [10])
     with pytest.raises(UserError, match="evaluate_seeds.py settings: --split_seeds is empty"):
         evaluate_seeds.main(["--config", "eval.yaml", "--data.root", str(dataset), "--split_seeds", "[]"])
+
+
+def test_a_fusion_takes_its_members_fits_on_the_same_split_and_ranks_as_if_fitted_alone(dataset, monkeypatch):  # noqa: F811
+    def models():
+        als = {"factors": 8, "regularization": 0.1, "iterations": 5, "num_threads": 1, "seed": 0}
+        return [ALSRecommender(**als), ItemKNNRecommender(neighbours=20),
+                HybridRecommender([ALSRecommender(**als), ItemKNNRecommender(neighbours=20)], "zscore", [1.0, 2.0])]
+
+    fits = []
+    fit = ALSRecommender.fit
+    monkeypatch.setattr(ALSRecommender, "fit", lambda self, data: fits.append(self) or fit(self, data))
+    shared, seconds, _ = evaluate_over_seeds(models(), SongDataset(dataset), [0, 1], [10], show_progress=False)
+    assert len(fits) == 2  # one ALS per split, for its row and the fusion's
+    alone, _, _ = evaluate_over_seeds(models()[2:], SongDataset(dataset), [0, 1], [10], show_progress=False)
+    assert len(fits) == 4
+    assert [r.metrics for r in shared["hybrid"]] == [r.metrics for r in alone["hybrid"]]
+    assert shared["hybrid"][0].metrics != shared["als"][0].metrics  # the fusion is not just its first member
+    fusion_s, members_s = seconds["hybrid"]["fit_s"], np.add(seconds["als"]["fit_s"], seconds["itemknn"]["fit_s"])
+    assert np.allclose(fusion_s, members_s, atol=2e-3)  # its fit time is its members'
 
 
 def test_leaderboard_over_split_seeds_reports_the_mean_its_ci_and_timings(dataset, tmp_path):  # noqa: F811
