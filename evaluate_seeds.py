@@ -6,7 +6,8 @@
 Reads the same configs as `evaluate.py` (its baselines, ks, metrics, bootstrap settings); content models,
 hybrids and the generative stage are left out. For each split seed the interactions are split again
 (fractions from splits/meta.json), every baseline is fitted on that split's training part and ranked on
-its test part (warm songs). Writes leaderboard.{json,csv,md} (rows as evaluate.py's, plus `per_seed`: each
+its test part (warm songs); a fusion among them takes the members that are rows too from their fits on
+that split. Writes leaderboard.{json,csv,md} (rows as evaluate.py's, plus `per_seed`: each
 seed's mean), run.json (per-model fit and evaluation seconds per seed), and paired per-user differences
 over the same splits (comparisons.json, a section of leaderboard.md, comparisons.png): the `comparisons`
 pairs of the config, or by default the leading row against every other row. Every fit is saved under
