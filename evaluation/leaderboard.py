@@ -234,6 +234,7 @@ class Leaderboard:
                 continue
             key = settings_key(baseline)
             if isinstance(baseline, HybridRecommender):
+                log.info("fitting %s (taking members fitted for their own rows)", name)
                 fitted.seconds[name] = fit_with_shared_components(baseline, train, members)
                 fitted.models[name] = baseline
             else:
