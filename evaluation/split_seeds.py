@@ -123,8 +123,8 @@ def evaluate_over_seeds(
                 reused.setdefault(name, []).append(seed)
             else:
                 model, result, timing = _fit_and_rank(baseline, name, data, ks, show_progress, fitted)
-                if settings_key(baseline) in members:
-                    fitted[settings_key(baseline)] = (model, timing["fit_s"])
+                if (key := settings_key(baseline)) in members:
+                    fitted[key] = (model, timing["fit_s"])
                 if path:
                     finished.save(path, result, settings[index], timing)
             log.info("split seed %d, %s: ndcg@10 %.4f (fit %.1fs, eval %.1fs%s)", seed, name,

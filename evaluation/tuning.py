@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from configs import CONFIG_DIR
 from evaluation.evaluator import evaluate_scorer
 from recommenders.base import Recommender, training_only
-from recommenders.hybrid import HybridRecommender
+from recommenders.hybrid import fit_with_shared_components
 from songdata import InteractionData, SongDataset
 from songdata.atomic_files import write_json_atomic
 from songdata.dataset import SPLIT_COLUMNS
@@ -141,21 +141,13 @@ class FusionMembers:
     """The models a fusion search combines, each fitted once on the training split (on first use) however
     many fusions it joins; a fusion's `fit_s` is the sum of its members' fits, what fitting it costs."""
 
-    def __init__(self, data: InteractionData) -> None:
-        self.data = data
+    def __init__(self) -> None:
         self.fitted: dict[str, tuple[Recommender, float]] = {}
 
-    def member(self, spec: dict[str, Any]) -> tuple[Recommender, float]:
-        key = trial_key(spec["class_path"], spec.get("init_args", {}))
-        if key not in self.fitted:
-            self.fitted[key] = fit_setting(spec["class_path"], spec.get("init_args", {}), self.data)
-        return self.fitted[key]
-
     def run_trial(self, class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
-        members = [self.member(spec) for spec in init_args["components"]]
-        fusion = HybridRecommender([model for model, _ in members], fusion=init_args["fusion"],
-                                   weights=init_args.get("weights"), fit_components=False)
-        return score_on_validation(fusion, class_path, init_args, data, ks, fit_s=sum(seconds for _, seconds in members))
+        fusion = build(class_path, init_args)
+        fit_s = fit_with_shared_components(fusion, training_only(data), self.fitted)
+        return score_on_validation(fusion, class_path, init_args, data, ks, fit_s)
 
 
 def fusion_setting(members: Sequence[Trial], weights: Sequence[float]) -> dict[str, Any]:
@@ -181,7 +173,7 @@ def tune_fusion(
     """
     leaders = sorted((best_trial(t, metric) for path, t in trials.items() if path != FUSION),
                      key=lambda trial: -trial.metrics[metric])
-    members = FusionMembers(data)
+    members = FusionMembers()
     chosen, chosen_weights, tried = leaders[:1], [1.0], []
     score = leaders[0].metrics[metric] if leaders else -np.inf
     while weights and len(chosen) < min(max_members, len(leaders)):

@@ -15,7 +15,7 @@ give the evaluator a smaller `chunk_size` on catalogs of a million songs.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Literal, Self
 
 import numpy as np
@@ -88,10 +88,11 @@ def settings_key(model: Recommender) -> str:
 
 
 def fit_with_shared_components(
-    fusion: HybridRecommender, data: InteractionData, fitted: Mapping[str, tuple[Recommender, float]],
+    fusion: HybridRecommender, data: InteractionData, fitted: MutableMapping[str, tuple[Recommender, float]],
 ) -> float:
     """Fit an unfitted `fusion`, taking each component that `fitted` holds under its `settings_key`
-    (e.g. a baseline row of the same leaderboard and split) instead of fitting it again.
+    (e.g. a baseline row of the same leaderboard and split) instead of fitting it again; the components
+    it fits are added to `fitted`, for the next fusion.
 
     Returns the seconds the fusion's fit costs: the fits done now plus those of the components taken,
     so a fusion's fit time does not depend on which rows happen to run beside it.
@@ -100,14 +101,13 @@ def fit_with_shared_components(
         return 0.0
     seconds = 0.0
     for index, component in enumerate(fusion.components):
-        shared = fitted.get(settings_key(component))
-        if shared is None:
+        key = settings_key(component)
+        if key not in fitted:
             clock = time.perf_counter()
             component.fit(data)
-            seconds += time.perf_counter() - clock
-        else:
-            fusion.components[index], taken_s = shared
-            seconds += taken_s
+            fitted[key] = (component, time.perf_counter() - clock)
+        fusion.components[index], fit_s = fitted[key]
+        seconds += fit_s
     fusion.fit_components = False
     return seconds
 

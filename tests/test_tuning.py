@@ -14,6 +14,7 @@ import tune
 from configs import command_line
 from evaluate import build_parser as evaluate_parser
 from evaluation.tuning import TUNING_SPLITS, SearchSpace, candidate_settings, load_tuning_data
+from recommenders import HybridRecommender
 from songdata import SongDataset
 from songdata.dataset import write_tables
 from songdata.splits import SplitConfig, write_splits
@@ -90,20 +91,30 @@ def test_the_fusion_grows_greedily_by_model_and_weight_and_fits_each_member_once
     from evaluation import tuning
 
     gain = {("m.B", 3.0): 0.02, ("m.B", 1.0): 0.005, ("m.C", 1.0): 0.01, ("m.C", 3.0): -0.01}
-    built = []
+    fitted = []
 
-    class Fitted:
+    class Member:
         name = "stub"
 
+        def __init__(self, path):
+            self.path = path
+
         def fit(self, data):
+            fitted.append(self.path)
             return self
+
+    def build(class_path, init_args):
+        if class_path != tuning.FUSION:
+            return Member(class_path)
+        components = [Member(c["class_path"]) for c in init_args["components"]]
+        return HybridRecommender(components, init_args["fusion"], init_args.get("weights"))
 
     def score(model, class_path, init_args, data, ks, fit_s):
         weights = init_args.get("weights", [1.0] * len(init_args["components"]))
         added = zip((c["class_path"] for c in init_args["components"][1:]), weights[1:])
         return tuning.Trial(class_path, init_args, {"ndcg@10": 0.5 + sum(gain.get(a, -0.05) for a in added)}, fit_s, 0.0)
 
-    monkeypatch.setattr(tuning, "build", lambda class_path, init_args: built.append(class_path) or Fitted())
+    monkeypatch.setattr(tuning, "build", build)
     monkeypatch.setattr(tuning, "score_on_validation", score)
     monkeypatch.setattr(tuning, "training_only", lambda data: data)
     single = {path: [tuning.Trial(path, {}, {"ndcg@10": value}, 1.0, 0.0)]
@@ -119,7 +130,7 @@ def test_the_fusion_grows_greedily_by_model_and_weight_and_fits_each_member_once
     ]  # and D, tried last, lowered the metric: the search stopped
     best = tuning.best_trial(fusions, "ndcg@10")
     assert best.init_args["weights"] == [1.0, 3.0, 1.0] and best.metrics["ndcg@10"] == pytest.approx(0.53)
-    assert sorted(built) == ["m.A", "m.B", "m.C", "m.D"]  # each member fitted once, however many fusions it joined
+    assert sorted(fitted) == ["m.A", "m.B", "m.C", "m.D"]  # each member fitted once, however many fusions it joined
     assert tuning.tune_fusion(single, None, "ndcg@10", [10], max_members=1, weights=[1.0]) == []
 
 
