@@ -184,7 +184,7 @@ def _holds(catalog: pd.DataFrame, interactions: pd.DataFrame) -> None:
     assert catalog["lyrics"].map(lambda t: isinstance(t, str) and len(t) <= MAX_TEXT_CHARS).all()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=st.sampled_from(["catalog", "interactions", "train"]), data=st.data())
 def test_generated_bad_cells_are_refused_naming_the_file_or_the_folder_loads_sound(tmp_path, table, data):
     tables = {"catalog": _catalog(), "interactions": _interactions()}
@@ -207,14 +207,17 @@ def test_generated_bad_cells_are_refused_naming_the_file_or_the_folder_loads_sou
         loaded = load_tables(root)
     except DatasetError as error:
         event("refused")
-        assert str(error).startswith(str(root)) and file in str(error) and "\n" not in str(error)
+        message = str(error)
+        assert message.startswith(str(root)) and "\n" not in message
+        # A changed catalog id leaves the interactions naming a song the catalog no longer lists: those are refused.
+        assert file in message or (table == "catalog" and "not in the catalog" in message)
         return
     event("loaded")
     _holds(loaded.catalog, loaded.interactions)
     _holds(loaded.catalog, loaded.splits["train"])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(weights=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=9),
        ids=st.lists(st.sampled_from(["s0", "s1", "s2", "", "s9"]), min_size=1, max_size=9))
 def test_write_tables_refuses_or_writes_only_sound_tables(tmp_path_factory, weights, ids):
