@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -40,6 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.metrics import bootstrap_ci, metric_keys, ranking_metrics
+from recommenders.scoring import mkl_on_other_vendor
 from songdata.interactions import InteractionData
 
 log = logging.getLogger(__name__)
@@ -62,26 +61,17 @@ def score_budget_bytes() -> int:
     itself 1.4x faster than 256 MiB. But MKL, torch's BLAS on x86, runs generic kernels on other
     vendors' CPUs, and they are slow on products only a few dozen users wide: on an AMD EPYC Zen 5, with
     the scores written into the evaluator's buffer, 512 MiB chunks made the same evaluation 1.3-1.7x faster
-    than 16 MiB (and small leaderboards of cheap scorers about a second slower). Below 64 users a chunk's
-    fixed costs dominate, and a BLAS may round a narrower product differently. benchmarks/README.md has the
-    figures.
+    than 16 MiB (and small leaderboards of cheap scorers about a second slower). There, dense scores now
+    come from oneDNN (`recommenders.scoring`), and wide chunks still lead, by less: 512 MiB about
+    1.1-1.3x faster than 16-64 MiB. Below 64 users a chunk's fixed costs dominate, and a BLAS may round a
+    narrower product differently. benchmarks/README.md has the figures.
     """
-    return 512 << 20 if _mkl_on_other_vendor() else 16 << 20
+    return 512 << 20 if mkl_on_other_vendor() else 16 << 20
 
 
 def default_chunk_size(n_songs: int) -> int:
     """Users per chunk when `chunk_size` is not given: as many as fit `score_budget_bytes()`, 64 to 4096."""
     return int(np.clip(score_budget_bytes() // (4 * max(n_songs, 1)), 64, 4096))
-
-
-def _mkl_on_other_vendor() -> bool:
-    """Whether torch's BLAS is MKL and the CPU is not Intel's."""
-    return "BLAS_INFO=mkl" in torch.__config__.show() and "GenuineIntel" not in _cpu_description()
-
-
-def _cpu_description() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    return cpuinfo.read_text(errors="replace") if cpuinfo.exists() else platform.processor()
 
 
 @dataclass

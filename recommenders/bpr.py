@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from recommenders.base import Recommender, trained_songs
+from recommenders.scoring import dot_scores
 from songdata.interactions import InteractionData
 
 log = logging.getLogger(__name__)
@@ -171,5 +172,5 @@ class TorchBPRRecommender(Recommender):
     def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("user_factors", "_unrankable")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        scores = torch.mm(self.user_factors[users], self.song_factors.T, out=out).add_(self.song_bias)
+        scores = dot_scores(self.user_factors[users], self.song_factors, out, bias=self.song_bias)
         return scores.masked_fill_(self._unrankable, -torch.inf)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from recommenders.base import Recommender, l2_normalise, mean_profiles
+from recommenders.scoring import dot_scores
 from songdata.interactions import InteractionData
 
 
@@ -55,4 +56,4 @@ class EmbeddingRecommender(Recommender):
     def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_profiles")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        return torch.mm(self._profiles[users], self._songs.T, out=out).masked_fill_(self._unrankable, -torch.inf)
+        return dot_scores(self._profiles[users], self._songs, out).masked_fill_(self._unrankable, -torch.inf)

@@ -20,6 +20,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from recommenders.base import Recommender, trained_songs
+from recommenders.scoring import dot_scores
 from songdata.interactions import InteractionData
 
 Weighting = Literal["binary", "log", "raw"]
@@ -74,7 +75,7 @@ class _ImplicitRecommender(Recommender):
     def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_user_factors")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        scores = torch.mm(self._user_factors[users], self._item_factors.T, out=out)
+        scores = dot_scores(self._user_factors[users], self._item_factors, out)
         return scores.masked_fill_(self._unrankable, -torch.inf)
 
 

@@ -22,6 +22,7 @@ import torch
 from gensim.models import Word2Vec
 
 from recommenders.base import Recommender, l2_normalise, mean_profiles
+from recommenders.scoring import dot_scores
 from songdata.interactions import InteractionData
 
 MAX_SENTENCE = 10_000
@@ -120,7 +121,7 @@ class Word2VecRecommender(Recommender):
     def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("_profiles")
         users = torch.as_tensor(np.asarray(user_indices, dtype=np.int64))
-        scores = torch.mm(self._profiles[users], self._songs.T, out=out)
+        scores = dot_scores(self._profiles[users], self._songs, out)
         return scores.masked_fill_(torch.from_numpy(~self.known), -torch.inf)
 
 

@@ -22,6 +22,7 @@ from torchmetrics.functional.retrieval import (
 from evaluation import evaluator
 from evaluation.evaluator import block_topk, evaluate_scorer
 from evaluation.metrics import METRIC_NAMES, bootstrap_ci, metric_keys, ranking_metrics
+from recommenders import scoring
 from songdata.interactions import InteractionData
 
 
@@ -196,7 +197,7 @@ def test_scorers_writing_into_the_evaluators_buffer_rank_as_those_returning_thei
 ])
 def test_score_budget_is_wide_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, mib):
     monkeypatch.setattr(torch.__config__, "show", lambda: f"  - {blas}, BUILD_TYPE=Release")
-    monkeypatch.setattr(evaluator, "_cpu_description", lambda: cpu)
+    monkeypatch.setattr(scoring, "_cpu_description", lambda: cpu)
     evaluator.score_budget_bytes.cache_clear()
     try:
         assert evaluator.score_budget_bytes() == mib << 20
