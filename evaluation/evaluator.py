@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evaluation.metrics import bootstrap_ci, metric_keys, ranking_metrics
-from recommenders.scoring import mkl_on_other_vendor
+from recommenders import scoring
 from songdata.interactions import InteractionData
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,14 @@ def score_budget_bytes() -> int:
     itself 1.4x faster than 256 MiB. But MKL, torch's BLAS on x86, runs generic kernels on other
     vendors' CPUs, and they are slow on products only a few dozen users wide: on an AMD EPYC Zen 5, with
     the scores written into the evaluator's buffer, 512 MiB chunks made the same evaluation 1.3-1.7x faster
-    than 16 MiB (and small leaderboards of cheap scorers about a second slower). There, dense scores now
-    come from oneDNN (`recommenders.scoring`), and wide chunks still lead, by less: 512 MiB about
-    1.1-1.3x faster than 16-64 MiB. Below 64 users a chunk's fixed costs dominate, and a BLAS may round a
-    narrower product differently. benchmarks/README.md has the figures.
+    than 16 MiB (and small leaderboards of cheap scorers about a second slower). Where dense scores come
+    from oneDNN instead (`recommenders.scoring`), 128 MiB did as well as 512 MiB or better, steadier, in
+    half the memory. Below 64 users a chunk's fixed costs dominate, and a BLAS may round a narrower
+    product differently. benchmarks/README.md has the figures.
     """
-    return 512 << 20 if mkl_on_other_vendor() else 16 << 20
+    if scoring.prefer_onednn():
+        return 128 << 20
+    return 512 << 20 if scoring.mkl_on_other_vendor() else 16 << 20
 
 
 def default_chunk_size(n_songs: int) -> int:

@@ -4,7 +4,12 @@ MKL, torch's BLAS on x86, runs generic kernels on other vendors' CPUs. oneDNN, a
 picks its kernels by instruction set: on an AMD EPYC Zen 5 it fills a [users, songs] chunk of scores
 1.6-3.5x faster than MKL (64 factors, 64 to 2,684 users, 50k and 1M songs; benchmarks/README.md).
 From a few dozen users up and up to 128 factors the two give bit-identical products (tests/test_scoring.py);
-with more factors, or a handful of users (MKL then takes another path), some differ in the last bit. Where MKL runs on an Intel CPU, or torch has no oneDNN, scores come from `torch.mm`.
+with more factors, or a handful of users (MKL then takes another path), some differ in the last bit.
+oneDNN's op (`torch.ops.mkldnn._linear_pointwise`, what torch's compiler runs for a CPU linear layer)
+writes a fresh tensor, and only on transparent huge pages is that cheap: on 4 KiB pages the page faults
+made it 1.8x slower than MKL's product into a reused buffer. So scores come from oneDNN only where MKL
+runs on another vendor's CPU and torch's fresh tensors get huge pages (`evaluation` asks for them), and
+from `torch.mm` everywhere else.
 """
 
 from __future__ import annotations
@@ -48,8 +53,36 @@ def _onednn_applies(queries: torch.Tensor, keys: torch.Tensor, bias: torch.Tenso
 
 @functools.cache
 def prefer_onednn() -> bool:
-    """Whether dense scores go through oneDNN: torch's BLAS is MKL on another vendor's CPU, and torch has oneDNN."""
-    return mkl_on_other_vendor() and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """Whether dense scores go through oneDNN: torch's BLAS is MKL on another vendor's CPU, torch has
+    oneDNN's op, and its fresh tensors land on huge pages."""
+    return (
+        mkl_on_other_vendor()
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and fresh_tensors_on_huge_pages()
+    )
+
+
+def fresh_tensors_on_huge_pages() -> bool:
+    """Whether a fresh 4 MiB tensor is backed by a transparent huge page (Linux; False elsewhere).
+
+    Asked of the kernel rather than read from THP_MEM_ALLOC_ENABLE: torch reads that variable once, at
+    its first large allocation, which may precede whoever set it.
+    """
+    smaps = Path("/proc/self/smaps")
+    if not smaps.exists():
+        return False
+    probe = torch.ones(4 << 20, dtype=torch.uint8)
+    address, inside = probe.data_ptr(), False
+    with smaps.open() as lines:
+        for line in lines:
+            head = line.split(maxsplit=1)[0]
+            if not head.endswith(":"):  # a mapping's first line: "start-end perms offset ..."
+                start, end = (int(bound, 16) for bound in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "AnonHugePages:":
+                return int(line.split()[1]) > 0
+    return False
 
 
 def mkl_on_other_vendor() -> bool:

@@ -190,19 +190,25 @@ def test_scorers_writing_into_the_evaluators_buffer_rank_as_those_returning_thei
     assert all(np.array_equal(written.per_user[key], returned.per_user[key]) for key in written.per_user)
 
 
-@pytest.mark.parametrize(("blas", "cpu", "mib"), [
-    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", 16),
-    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", 512),  # MKL's generic kernels: wide chunks
-    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", 16),
+@pytest.mark.parametrize(("blas", "cpu", "huge_pages", "mib"), [
+    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", True, 16),
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", False, 512),  # MKL's generic kernels: wide chunks
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True, 128),  # scores from oneDNN
+    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", True, 16),
 ])
-def test_score_budget_is_wide_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, mib):
+def test_score_budget_is_wide_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, huge_pages, mib):
     monkeypatch.setattr(torch.__config__, "show", lambda: f"  - {blas}, BUILD_TYPE=Release")
     monkeypatch.setattr(scoring, "_cpu_description", lambda: cpu)
-    evaluator.score_budget_bytes.cache_clear()
+    monkeypatch.setattr(scoring, "fresh_tensors_on_huge_pages", lambda: huge_pages)
+    if mib == 128 and not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    for cached in (evaluator.score_budget_bytes, scoring.prefer_onednn):
+        cached.cache_clear()
     try:
         assert evaluator.score_budget_bytes() == mib << 20
     finally:
-        evaluator.score_budget_bytes.cache_clear()
+        for cached in (evaluator.score_budget_bytes, scoring.prefer_onednn):
+            cached.cache_clear()
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():

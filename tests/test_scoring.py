@@ -1,5 +1,10 @@
 """Dot-product scores: both of torch's CPU kernels give the same scores, and each is used where it should be."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,7 +35,8 @@ def test_dot_scores_match_the_reference_product_with_and_without_bias(kernel, di
 
 
 def test_blas_writes_into_out_and_onednn_leaves_it_untouched(kernel):
-    users, songs = torch.randn(5, 16), torch.randn(40, 16)
+    generator = torch.Generator().manual_seed(0)
+    users, songs = torch.randn(5, 16, generator=generator), torch.randn(40, 16, generator=generator)
     out = torch.full((5, 40), 7.0)
     scores = dot_scores(users, songs, out)
     assert torch.allclose(scores, torch.mm(users, songs.T), rtol=0, atol=1e-5)
@@ -40,24 +46,46 @@ def test_blas_writes_into_out_and_onednn_leaves_it_untouched(kernel):
 
 def test_tensors_that_need_gradients_or_are_empty_take_the_blas_path(monkeypatch):
     monkeypatch.setattr(scoring, "prefer_onednn", lambda: True)
-    songs = torch.randn(40, 16)
-    users = torch.randn(5, 16, requires_grad=True)
+    generator = torch.Generator().manual_seed(0)
+    songs = torch.randn(40, 16, generator=generator)
+    users = torch.randn(5, 16, generator=generator).requires_grad_()
     scores = dot_scores(users, songs)
     scores.sum().backward()  # torch.mm's product: gradients flow
-    assert torch.allclose(users.grad, songs.sum(0).expand(5, 16))
+    assert torch.allclose(users.grad, songs.sum(0).expand(5, 16), rtol=0, atol=1e-5)
     assert dot_scores(torch.empty(0, 16), songs).shape == (0, 40)
 
 
-@pytest.mark.parametrize(("blas", "cpu", "onednn"), [
-    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", False),
-    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True),  # MKL's generic kernels: oneDNN is faster
-    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", False),
+@pytest.mark.parametrize(("blas", "cpu", "huge_pages", "onednn"), [
+    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", True, False),
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True, True),  # MKL's generic kernels: oneDNN is faster
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", False, False),  # its fresh tensors would fault in 4 KiB pages
+    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", True, False),
 ])
-def test_onednn_is_preferred_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, onednn):
+def test_onednn_is_preferred_only_where_mkl_runs_on_another_vendors_cpu_with_huge_pages(
+    monkeypatch, blas, cpu, huge_pages, onednn
+):
     monkeypatch.setattr(torch.__config__, "show", lambda: f"  - {blas}, BUILD_TYPE=Release")
     monkeypatch.setattr(scoring, "_cpu_description", lambda: cpu)
+    monkeypatch.setattr(scoring, "fresh_tensors_on_huge_pages", lambda: huge_pages)
     scoring.prefer_onednn.cache_clear()
     try:
         assert scoring.prefer_onednn() is (onednn and torch.backends.mkldnn.is_available())
     finally:
         scoring.prefer_onednn.cache_clear()
+
+
+THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+@pytest.mark.skipif(not THP_MODE.exists() or "[never]" in THP_MODE.read_text(), reason="no transparent huge pages")
+@pytest.mark.parametrize("variable", ["1", "0"])
+def test_huge_pages_are_read_from_the_kernel_as_torch_got_them(variable):
+    probe = (  # the module alone, not the package (whose other recommenders take seconds to import)
+        "import importlib.util as u; "
+        f"spec = u.spec_from_file_location('scoring', {scoring.__file__!r}); module = u.module_from_spec(spec); "
+        "spec.loader.exec_module(module); print(module.fresh_tensors_on_huge_pages())"
+    )
+    env = {**os.environ, "THP_MEM_ALLOC_ENABLE": variable}
+    answer = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    expected = variable == "1" or "[always]" in THP_MODE.read_text()
+    assert answer.stdout.strip() == str(expected)
