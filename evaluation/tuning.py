@@ -114,16 +114,10 @@ def build(class_path: str, init_args: dict[str, Any]) -> Recommender:
 
 def run_trial(class_path: str, init_args: dict[str, Any], data: InteractionData, ks: Sequence[int]) -> Trial:
     """Fit one setting on the training split (held-out matrices refused) and score the validation split."""
-    model, fit_s = fit_setting(class_path, init_args, data)
-    return score_on_validation(model, class_path, init_args, data, ks, fit_s)
-
-
-def fit_setting(class_path: str, init_args: dict[str, Any], data: InteractionData) -> tuple[Recommender, float]:
-    """One setting fitted on the training split only, and the seconds the fit took."""
     model = build(class_path, init_args)
     clock = time.perf_counter()
     model.fit(training_only(data))
-    return model, time.perf_counter() - clock
+    return score_on_validation(model, class_path, init_args, data, ks, fit_s=time.perf_counter() - clock)
 
 
 def score_on_validation(
