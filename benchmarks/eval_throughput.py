@@ -44,7 +44,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from evaluation.evaluator import DEFAULT_KS, default_chunk_size, evaluate_scorer, score_budget_bytes  # noqa: E402
 from evaluation.metrics import bootstrap_ci, metric_keys  # noqa: E402
-from recommenders.scoring import dot_scores, prefer_onednn  # noqa: E402
+from recommenders import scoring  # noqa: E402
+from recommenders.scoring import dot_scores  # noqa: E402
 from songdata.interactions import InteractionData  # noqa: E402
 
 
@@ -107,7 +108,8 @@ def machine_report() -> list[str]:
         f"{torch.get_num_threads()} intra-op threads; huge pages for torch tensors: "
         f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '')!r}, kernel "
         f"{thp.read_text().strip() if thp.exists() else 'unknown'}; score chunks of {score_budget_bytes() >> 20} MiB; "
-        f"scores by {'oneDNN' if prefer_onednn() else 'torch.mm'}",
+        f"scores by {'oneDNN' if scoring.prefer_onednn() else 'torch.mm'}; "
+        f"fresh tensors on huge pages: {'yes' if scoring.fresh_tensors_on_huge_pages() else 'no'}",
         f"[machine] thread pools loaded (numpy/scipy/implicit): {pools}",
     ]
 

@@ -62,12 +62,13 @@ def score_budget_bytes() -> int:
     vendors' CPUs, and they are slow on products only a few dozen users wide: on an AMD EPYC Zen 5, with
     the scores written into the evaluator's buffer, 512 MiB chunks made the same evaluation 1.3-1.7x faster
     than 16 MiB (and small leaderboards of cheap scorers about a second slower). Where dense scores come
-    from oneDNN instead (`recommenders.scoring`), 128 MiB did as well as 512 MiB or better, steadier, in
-    half the memory. Below 64 users a chunk's fixed costs dominate, and a BLAS may round a narrower
-    product differently. benchmarks/README.md has the figures.
+    from oneDNN instead (`recommenders.scoring`), in a fresh tensor for every chunk, 128 MiB did as well
+    as 512 MiB or better, steadier, in half the memory, where torch's tensors get transparent huge pages;
+    in 4 KiB pages 128 MiB chunks were 1.5-2x slower than 32 MiB ones. Below 64 users a chunk's fixed
+    costs dominate, and a BLAS may round a narrower product differently. benchmarks/README.md has the figures.
     """
     if scoring.prefer_onednn():
-        return 128 << 20
+        return 128 << 20 if scoring.fresh_tensors_on_huge_pages() else 32 << 20
     return 512 << 20 if scoring.mkl_on_other_vendor() else 16 << 20
 
 

@@ -6,10 +6,9 @@ picks its kernels by instruction set: on an AMD EPYC Zen 5 it fills a [users, so
 From a few dozen users up and up to 128 factors the two give bit-identical products (tests/test_scoring.py);
 with more factors, or a handful of users (MKL then takes another path), some differ in the last bit.
 oneDNN's op (`torch.ops.mkldnn._linear_pointwise`, what torch's compiler runs for a CPU linear layer)
-writes a fresh tensor, and only on transparent huge pages is that cheap: on 4 KiB pages the page faults
-made it 1.8x slower than MKL's product into a reused buffer. So scores come from oneDNN only where MKL
-runs on another vendor's CPU and torch's fresh tensors get huge pages (`evaluation` asks for them), and
-from `torch.mm` everywhere else.
+writes a fresh tensor; the evaluator's chunks are sized for it, with or without transparent huge pages
+(`evaluation.evaluator.score_budget_bytes`). So scores come from oneDNN where MKL runs on another
+vendor's CPU, and from `torch.mm` everywhere else.
 """
 
 from __future__ import annotations
@@ -53,16 +52,12 @@ def _onednn_applies(queries: torch.Tensor, keys: torch.Tensor, bias: torch.Tenso
 
 @functools.cache
 def prefer_onednn() -> bool:
-    """Whether dense scores go through oneDNN: torch's BLAS is MKL on another vendor's CPU, torch has
-    oneDNN's op, and its fresh tensors land on huge pages."""
-    return (
-        mkl_on_other_vendor()
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        and fresh_tensors_on_huge_pages()
-    )
+    """Whether dense scores go through oneDNN: torch's BLAS is MKL on another vendor's CPU and torch has
+    oneDNN's op."""
+    return mkl_on_other_vendor() and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+@functools.cache
 def fresh_tensors_on_huge_pages() -> bool:
     """Whether a fresh 4 MiB tensor is backed by a transparent huge page (Linux; False elsewhere).
 

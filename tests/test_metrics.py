@@ -190,18 +190,22 @@ def test_scorers_writing_into_the_evaluators_buffer_rank_as_those_returning_thei
     assert all(np.array_equal(written.per_user[key], returned.per_user[key]) for key in written.per_user)
 
 
-@pytest.mark.parametrize(("blas", "cpu", "huge_pages", "mib"), [
-    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", True, 16),
-    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", False, 512),  # MKL's generic kernels: wide chunks
-    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True, 128),  # scores from oneDNN
-    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", True, 16),
+@pytest.mark.parametrize(("blas", "cpu", "onednn_built", "huge_pages", "mib"), [
+    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", True, True, 16),
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True, True, 128),  # scores from oneDNN, fresh on huge pages
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True, False, 32),  # in 4 KiB pages: narrower
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", False, True, 512),  # MKL's generic kernels: wide chunks
+    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", True, True, 16),
 ])
-def test_score_budget_is_wide_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, huge_pages, mib):
+def test_score_budget_is_wide_only_where_mkl_runs_on_another_vendors_cpu(
+    monkeypatch, blas, cpu, onednn_built, huge_pages, mib
+):
+    if onednn_built and not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
     monkeypatch.setattr(torch.__config__, "show", lambda: f"  - {blas}, BUILD_TYPE=Release")
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: onednn_built)
     monkeypatch.setattr(scoring, "_cpu_description", lambda: cpu)
     monkeypatch.setattr(scoring, "fresh_tensors_on_huge_pages", lambda: huge_pages)
-    if mib == 128 and not torch.backends.mkldnn.is_available():
-        pytest.skip("this torch has no oneDNN")
     for cached in (evaluator.score_budget_bytes, scoring.prefer_onednn):
         cached.cache_clear()
     try:

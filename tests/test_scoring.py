@@ -55,18 +55,14 @@ def test_tensors_that_need_gradients_or_are_empty_take_the_blas_path(monkeypatch
     assert dot_scores(torch.empty(0, 16), songs).shape == (0, 40)
 
 
-@pytest.mark.parametrize(("blas", "cpu", "huge_pages", "onednn"), [
-    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", True, False),
-    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True, True),  # MKL's generic kernels: oneDNN is faster
-    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", False, False),  # its fresh tensors would fault in 4 KiB pages
-    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", True, False),
+@pytest.mark.parametrize(("blas", "cpu", "onednn"), [
+    ("BLAS_INFO=mkl", "vendor_id : GenuineIntel", False),
+    ("BLAS_INFO=mkl", "vendor_id : AuthenticAMD", True),  # MKL's generic kernels: oneDNN is faster
+    ("BLAS_INFO=open", "vendor_id : AuthenticAMD", False),
 ])
-def test_onednn_is_preferred_only_where_mkl_runs_on_another_vendors_cpu_with_huge_pages(
-    monkeypatch, blas, cpu, huge_pages, onednn
-):
+def test_onednn_is_preferred_only_where_mkl_runs_on_another_vendors_cpu(monkeypatch, blas, cpu, onednn):
     monkeypatch.setattr(torch.__config__, "show", lambda: f"  - {blas}, BUILD_TYPE=Release")
     monkeypatch.setattr(scoring, "_cpu_description", lambda: cpu)
-    monkeypatch.setattr(scoring, "fresh_tensors_on_huge_pages", lambda: huge_pages)
     scoring.prefer_onednn.cache_clear()
     try:
         assert scoring.prefer_onednn() is (onednn and torch.backends.mkldnn.is_available())
