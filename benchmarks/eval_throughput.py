@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument("--mem-cold-fraction", type=float, default=0.1, help="share of cold songs (not ranked in warm)")
     parser.add_argument("--mem-sample-users", type=int, default=2_000, help="users ranked in the memory run (0 = all)")
     parser.add_argument(
-        "--mem-chunk", type=int, default=None, help="users per chunk (default: the evaluator's, 16 MiB of scores)"
+        "--mem-chunk", type=int, default=None, help="users per chunk (default: the evaluator's, `score_budget_bytes()` of scores)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", choices=["throughput", "memory"], default=None)
