@@ -238,17 +238,28 @@ def test_bad_scores_raise_clear_errors():
         evaluate_scorer(lambda u, out: scores[u, :10], data, "test", show_progress=False)
 
 
+def layout_scores(layout: str, n_songs: int, dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+    """30 rows of scores laid out as recommenders give them."""
+    if layout == "continuous":  # as ALS or a content model
+        return torch.randn(n_songs, 30, generator=generator, dtype=dtype).T  # not contiguous
+    if layout == "seven values":  # ties everywhere
+        return torch.randint(7, (30, n_songs), generator=generator).to(dtype)
+    if layout == "mostly zero":  # item-KNN for a user with a short history: a few neighbours, zero elsewhere
+        scores = torch.randn(30, n_songs, generator=generator, dtype=dtype)
+        return scores * (torch.rand(30, n_songs, generator=generator) < 0.003)
+    # rising along the row (a catalog in popularity order): the top k crowd into a few blocks
+    return torch.randn(30, n_songs, generator=generator, dtype=dtype).sort(dim=1).values
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k", [1, 10, 50])
 @pytest.mark.parametrize("n_songs", [7001, 900])  # 218 blocks of 32 and 25 columns more; too narrow to prefilter
-@pytest.mark.parametrize("tie_levels", [0, 7])  # continuous scores; or only 7 distinct values, ties everywhere
-def test_block_topk_is_a_stable_descending_sort_cut_at_k(k, dtype, n_songs, tie_levels):
-    generator = torch.Generator().manual_seed(k)
-    scores = torch.randn(n_songs, 30, generator=generator, dtype=dtype).T  # not contiguous
-    if tie_levels:
-        scores = torch.randint(tie_levels, (30, n_songs), generator=generator).to(dtype)
+@pytest.mark.parametrize("layout", ["continuous", "seven values", "mostly zero", "rising"])
+def test_block_topk_is_a_stable_descending_sort_cut_at_k(k, dtype, n_songs, layout):
+    scores = layout_scores(layout, n_songs, dtype, torch.Generator().manual_seed(k))
     scores[:5, 100:] = -torch.inf  # rows with fewer finite scores than some K
     scores[5:10, ::2] = -torch.inf
+    scores[10, :] = -0.0  # equal to 0.0, though its bits differ
     ours = block_topk(scores, k)
     reference = torch.sort(scores, dim=1, descending=True, stable=True)  # equal scores: lower column first
     assert torch.equal(ours.values, reference.values[:, :k])
@@ -256,6 +267,18 @@ def test_block_topk_is_a_stable_descending_sort_cut_at_k(k, dtype, n_songs, tie_
     assert torch.equal(ours.indices[finite], reference.indices[:, :k][finite])
     scores[3, n_songs - 2] = torch.nan
     assert torch.isnan(block_topk(scores, k).values[3, 0])
+
+
+@pytest.mark.parametrize("layout", ["continuous", "seven values", "mostly zero", "rising"])
+def test_block_topk_searches_the_best_blocks_only_where_the_top_k_crowd(layout, monkeypatch):
+    routes = []
+    for route in ("_threshold_topk", "_best_blocks_topk"):
+        original = getattr(evaluator, route)
+        monkeypatch.setattr(evaluator, route, lambda *a, _f=original, _r=route: routes.append(_r) or _f(*a))
+    scores = layout_scores(layout, 7001, torch.float32, torch.Generator().manual_seed(0))
+    top = block_topk(scores, 10)
+    assert torch.equal(top.indices, torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :10])
+    assert routes == ["_threshold_topk"] + (["_best_blocks_topk"] if layout == "rising" else [])
 
 
 def test_scorer_tensors_are_left_as_they_were():
