@@ -273,7 +273,8 @@ def _top_candidates(
 
 def block_topk(scores: torch.Tensor, k: int, block: int = 32) -> torch.return_types.topk:
     """The k best entries of each row, best first, ties broken by the lower column: the first k of a
-    stable descending sort (NaN first), so that any implementation of that rule reproduces our rankings.
+    stable descending sort (NaN first), so that any implementation of that rule reproduces our rankings
+    (slots scored -inf are empty, and their columns unspecified: narrow rows may order them otherwise).
     Exact ties are common (songs with the same listeners score alike under item-KNN or RP3beta), and
     `torch.topk` orders them arbitrarily. Several times faster than `torch.topk` on wide CPU rows
     (benchmarks/README.md).
