@@ -10,6 +10,7 @@ from recommenders.matrix_factorization import ALSRecommender, BPRRecommender
 from recommenders.neighbourhood import ItemKNNRecommender, RP3betaRecommender
 from recommenders.popularity import PopularityRecommender, RandomRecommender
 from recommenders.trivial_content import AudioRecommender, LyricsRecommender, TagsRecommender
+from recommenders.warp import WARPRecommender
 from recommenders.word2vec import Word2VecRecommender
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Recommender",
     "TagsRecommender",
     "TorchBPRRecommender",
+    "WARPRecommender",
     "Word2VecRecommender",
     "training_only",
 ]

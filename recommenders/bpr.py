@@ -71,13 +71,14 @@ class NegativeSampler:
     def __call__(self, users: np.ndarray) -> np.ndarray:
         songs = self.pool[self.rng.integers(len(self.pool), size=len(users))]
         for _ in range(MAX_RESAMPLES):
-            redo = np.flatnonzero(self._has_heard(users, songs))
+            redo = np.flatnonzero(self.has_heard(users, songs))
             if len(redo) == 0:
                 break
             songs[redo] = self.pool[self.rng.integers(len(self.pool), size=len(redo))]
         return songs
 
-    def _has_heard(self, users: np.ndarray, songs: np.ndarray) -> np.ndarray:
+    def has_heard(self, users: np.ndarray, songs: np.ndarray) -> np.ndarray:
+        """Bool per (user, song) pair: whether the user heard the song in training."""
         keys = users.astype(np.int64) * self.n_songs + songs
         where = np.searchsorted(self.heard, keys).clip(max=len(self.heard) - 1)
         return self.heard[where] == keys
@@ -138,15 +139,18 @@ class TorchBPRRecommender(Recommender):
         )
         self.song_bias = torch.zeros(train.shape[1], requires_grad=True)
         parameters = [self.user_factors, self.song_factors, self.song_bias]
-        optimiser = torch.optim.Adam(parameters, lr=self.learning_rate, fused=True)  # fused: 6x faster on CPU
+        optimiser = self._optimiser(parameters)
         sampler = NegativeSampler(train, self.negatives, rng)
         users = np.repeat(np.arange(train.shape[0], dtype=np.int64), np.diff(train.indptr))
         for epoch in range(self.epochs):
             loss = self.train_epoch(users, train.indices.astype(np.int64), sampler, optimiser, rng)
-            log.debug("bpr-torch epoch %d: loss %.4f", epoch + 1, loss)
+            log.debug("%s epoch %d: loss %.4f", self.name, epoch + 1, loss)
         for tensor in (self.user_factors, self.song_factors, self.song_bias):
             tensor.requires_grad_(False)
         self._unrankable = torch.from_numpy(~trained_songs(train))
+
+    def _optimiser(self, parameters: list[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(parameters, lr=self.learning_rate, fused=True)  # fused: 6x faster on CPU
 
     def train_epoch(
         self, users: np.ndarray, songs: np.ndarray, sampler: NegativeSampler,

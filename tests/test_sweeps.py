@@ -104,7 +104,7 @@ def test_sweep_files_exist_for_training_and_each_baseline_family() -> None:
     programs = {load_sweep(p)["program"] for p in SWEEPS}
     names = {p.stem for p in SWEEPS}
     assert programs == {"train.py", "evaluate.py"}
-    assert {"train_wns", "als", "bpr", "bpr_torch", "word2vec", "itemknn", "rp3beta", "ease"} <= names
+    assert {"train_wns", "als", "bpr", "bpr_torch", "warp", "word2vec", "itemknn", "rp3beta", "ease"} <= names
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
