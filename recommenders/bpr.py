@@ -156,22 +156,32 @@ class TorchBPRRecommender(Recommender):
         self, users: np.ndarray, songs: np.ndarray, sampler: NegativeSampler,
         optimiser: torch.optim.Optimizer, rng: np.random.Generator,
     ) -> float:
-        """One pass over the (user, song) training pairs in a random order; returns the mean batch loss."""
+        """One pass over the (user, song) training pairs in a random order, one step per batch.
+
+        Returns the batch losses' mean, weighted by batch size.
+        """
         order = rng.permutation(len(users))
         total = 0.0
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            u, i = users[batch], songs[batch]
-            j = torch.from_numpy(sampler(u))
-            u, i = torch.from_numpy(u), torch.from_numpy(i)
-            loss = bpr_loss(F.embedding(u, self.user_factors), F.embedding(i, self.song_factors),
-                            F.embedding(j, self.song_factors), self.song_bias[i], self.song_bias[j],
-                            self.regularization)
+            loss = self.batch_loss(users[batch], songs[batch], sampler, rng)
+            if loss is None:
+                continue
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             total += loss.item() * len(batch)
         return total / max(len(order), 1)
+
+    def batch_loss(
+        self, users: np.ndarray, songs: np.ndarray, sampler: NegativeSampler, rng: np.random.Generator
+    ) -> torch.Tensor | None:
+        """The BPR loss of the batch's (user, liked song) pairs, one uniform negative each."""
+        j = torch.from_numpy(sampler(users))
+        u, i = torch.from_numpy(users), torch.from_numpy(songs)
+        return bpr_loss(F.embedding(u, self.user_factors), F.embedding(i, self.song_factors),
+                        F.embedding(j, self.song_factors), self.song_bias[i], self.song_bias[j],
+                        self.regularization)
 
     def score(self, user_indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         self._require_fitted("user_factors", "_unrankable")

@@ -90,34 +90,23 @@ class WARPRecommender(TorchBPRRecommender):
         self._rank_weights = warp_rank_weights(int(trained_songs(train).sum()))
         super()._fit(train)
 
-    def train_epoch(
-        self, users: np.ndarray, songs: np.ndarray, sampler: NegativeSampler,
-        optimiser: torch.optim.Optimizer, rng: np.random.Generator,
-    ) -> float:
-        """One pass over the (user, song) training pairs in a random order; returns the mean loss per pair."""
-        order = rng.permutation(len(users))
-        total = 0.0
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            drawn = sampler.pool[rng.integers(len(sampler.pool), size=(len(batch), self.max_draws))]
-            heard = sampler.has_heard(np.repeat(users[batch], self.max_draws), drawn.ravel()).reshape(drawn.shape)
-            u, i, j = (torch.from_numpy(a) for a in (users[batch], songs[batch], drawn))
-            with torch.no_grad():
-                p = self.user_factors[u]
-                positive = (p * self.song_factors[i]).sum(dim=1) + self.song_bias[i]
-                negatives = torch.einsum("bd,bnd->bn", p, self.song_factors[j]) + self.song_bias[j]
-                first = first_violations(positive, negatives, torch.from_numpy(heard))
-            kept = torch.nonzero(first >= 0).squeeze(1)
-            if len(kept) == 0:
-                continue
-            ranks = torch.div(len(sampler.pool) - 1, first[kept] + 1, rounding_mode="floor").clamp(min=1)
-            u, i, j = u[kept], i[kept], j[kept, first[kept]]
-            loss = self._loss(u, i, j, self._rank_weights[ranks - 1])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item()
-        return total / max(len(order), 1)
+    def batch_loss(
+        self, users: np.ndarray, songs: np.ndarray, sampler: NegativeSampler, rng: np.random.Generator
+    ) -> torch.Tensor | None:
+        """The WARP loss of the batch's violating triples; None where no draw violates the margin."""
+        drawn = sampler.pool[rng.integers(len(sampler.pool), size=(len(users), self.max_draws))]
+        heard = sampler.has_heard(np.repeat(users, self.max_draws), drawn.ravel()).reshape(drawn.shape)
+        u, i, j = (torch.from_numpy(a) for a in (users, songs, drawn))
+        with torch.no_grad():
+            p = self.user_factors[u]
+            positive = (p * self.song_factors[i]).sum(dim=1) + self.song_bias[i]
+            negatives = torch.einsum("bd,bnd->bn", p, self.song_factors[j]) + self.song_bias[j]
+            first = first_violations(positive, negatives, torch.from_numpy(heard))
+        kept = torch.nonzero(first >= 0).squeeze(1)
+        if len(kept) == 0:
+            return None
+        ranks = torch.div(len(sampler.pool) - 1, first[kept] + 1, rounding_mode="floor").clamp(min=1)
+        return self._loss(u[kept], i[kept], j[kept, first[kept]], self._rank_weights[ranks - 1])
 
     def _loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Σ L(r) · (1 - x_ui + x_uj) + λ (‖p_u‖² + ‖q_i‖² + ‖q_j‖²) over the violating triples."""
